@@ -1,0 +1,482 @@
+// mdshm::Series — one series segment mapped read-only. Header-only, no library to link.
+//
+//   auto s = mdshm::Series::open("eth_1m");          // instance "default", /dev/shm
+//   if (!s) { std::cerr << s.error().message; ... }
+//   mdshm::Bar bar;
+//   if (s->latest(bar) == mdshm::Errc::ok) use(bar);
+//
+// A Series object is used by one thread at a time (like a std::ifstream): reads may re-map the
+// segment when the writer replaced it. Open one per thread; opening costs a few syscalls.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+#include "mdshm/detail/futex.hpp"
+#include "mdshm/detail/proc.hpp"
+#include "mdshm/layout.hpp"
+#include "mdshm/registry_layout.hpp"
+#include "mdshm/result.hpp"
+#include "mdshm/seqlock.hpp"
+
+namespace mdshm {
+
+struct OpenOptions {
+  std::string instance = std::string(kDefaultInstance);
+  std::string shm_dir = std::string(kDefaultShmDir);
+};
+
+inline std::string series_path(const OpenOptions& o, std::string_view series_id) {
+  return o.shm_dir + "/" + std::string(kSegmentPrefix) + o.instance + "." + std::string(series_id);
+}
+inline std::string registry_path(const OpenOptions& o) {
+  return o.shm_dir + "/" + std::string(kSegmentPrefix) + o.instance + "@registry";
+}
+
+enum class WriterState { alive, stalled, dead };
+inline std::string_view to_string(WriterState w) {
+  return w == WriterState::alive ? "alive" : w == WriterState::stalled ? "stalled" : "dead";
+}
+
+// Where a consumer is: the next bar index it has not seen closed, and how many bars it lost to
+// lapping so far.
+struct Cursor {
+  std::uint64_t next = 0;
+  std::uint64_t lapped = 0;
+};
+
+enum class WaitResult { updated, timeout, writer_dead };
+
+inline constexpr int kMaxReadAttempts = 4096;  // per bar: bounded, readers never wait on the writer
+inline constexpr auto kHeartbeatDeadline = std::chrono::milliseconds(1000);
+
+namespace detail {
+
+// A read-only mapping of a whole file, validated. Shared by Series and the inspector.
+class Mapping {
+ public:
+  Mapping() = default;
+  ~Mapping() { reset(); }
+  Mapping(Mapping&& o) noexcept { *this = std::move(o); }
+  Mapping& operator=(Mapping&& o) noexcept {
+    if (this != &o) {
+      reset();
+      base_ = std::exchange(o.base_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+      ino_ = o.ino_;
+      dev_ = o.dev_;
+    }
+    return *this;
+  }
+  static Errc map(const std::string& path, Mapping& out, std::string* detail_msg = nullptr) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      const int e = errno;
+      if (detail_msg) *detail_msg = std::strerror(e);
+      return e == ENOENT ? Errc::not_found : (e == EACCES || e == EPERM) ? Errc::permission_denied : Errc::io_error;
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      return Errc::io_error;
+    }
+    if (st.st_size < static_cast<off_t>(kHeaderSize)) {
+      ::close(fd);
+      return Errc::too_small;
+    }
+    void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+    ::close(fd);
+    if (p == MAP_FAILED) return Errc::io_error;
+    out.reset();
+    out.base_ = p;
+    out.size_ = static_cast<std::size_t>(st.st_size);
+    out.ino_ = st.st_ino;
+    out.dev_ = st.st_dev;
+    return Errc::ok;
+  }
+  void reset() {
+    if (base_) ::munmap(base_, size_);
+    base_ = nullptr;
+    size_ = 0;
+  }
+  // True if `path` now names another file than the one mapped (replaced or removed).
+  bool replaced_at(const std::string& path) const {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return true;
+    return st.st_ino != ino_ || st.st_dev != dev_;
+  }
+  const void* base() const { return base_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  void* base_ = nullptr;
+  std::size_t size_ = 0;
+  ino_t ino_ = 0;
+  dev_t dev_ = 0;
+};
+
+}  // namespace detail
+
+class ClosedView;
+
+class Series {
+ public:
+  static Result<Series> open(std::string_view series_id, const OpenOptions& opt = {}) {
+    if (!valid_series_id(series_id) || !valid_instance(opt.instance))
+      return Error{Errc::invalid_argument, "invalid series id or instance: '" + std::string(series_id) + "'"};
+    return open_path(series_path(opt, series_id), opt);
+  }
+
+  // Open a segment file by path (the inspector uses this for every file it finds).
+  static Result<Series> open_path(std::string path, const OpenOptions& opt = {}) {
+    Series s;
+    s.path_ = std::move(path);
+    s.opt_ = opt;
+    std::string why;
+    const Errc e = s.map_(&why);
+    if (e != Errc::ok)
+      return Error{e, s.path_ + ": " + std::string(to_string(e)) + (why.empty() ? "" : " (" + why + ")")};
+    return s;
+  }
+
+  Series(Series&&) noexcept = default;
+  Series& operator=(Series&&) noexcept = default;
+  ~Series() = default;
+
+  // ---- identity ------------------------------------------------------------------------------
+  std::string_view id() const { return field_string(h_->series_id, kSeriesIdLen); }
+  std::string_view symbol() const { return field_string(h_->symbol, kSymbolLen); }
+  std::string_view instance() const { return field_string(h_->instance, kInstanceLen); }
+  std::uint32_t interval_s() const { return interval_s_; }
+  std::uint64_t capacity() const { return cap_; }
+  const std::string& path() const { return path_; }
+  const SegmentHeader& header() const { return *h_; }
+
+  // ---- counters (a spinning reader polls updates()) ------------------------------------------
+  std::uint64_t head() const { return load_field(h_->head, std::memory_order_acquire); }
+  std::uint64_t updates() const { return load_field(h_->updates, std::memory_order_acquire); }
+  std::uint64_t generation() const { return load_field(h_->generation, std::memory_order_acquire); }
+  std::uint64_t stat(Stat s) const { return load_field(h_->stats[static_cast<std::size_t>(s)]); }
+  // Bars held right now: min(head, capacity).
+  std::uint64_t size() const { return std::min(head(), cap_); }
+
+  // ---- reads ---------------------------------------------------------------------------------
+  // The newest bar (in progress or just closed), from the latch: never blocked by the writer.
+  Errc latest(Bar& out, std::uint64_t* index = nullptr) {
+    if (const Errc e = check_state_(); e != Errc::ok) return e;
+    for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+      std::uint64_t idx = 0;
+      if (seqlock::try_read_latch(h_->latch_seq, h_->latch, idx, out)) {
+        if (idx == ~0ULL) return Errc::empty;
+        if (index) *index = idx;
+        return Errc::ok;
+      }
+      cpu_relax_();
+    }
+    return Errc::contended;
+  }
+
+  // One bar by index. not_held if it is newer than the head or was lapped.
+  Errc read(std::uint64_t index, Bar& out) {
+    if (const Errc e = check_state_(); e != Errc::ok) return e;
+    return read_slot_(index, out);
+  }
+
+  // The newest out.size() bars (fewer if fewer are held), oldest first, into the caller's
+  // buffer. Consistent: every bar is a seqlock-consistent copy, and no bar was started while the
+  // window was being copied (else it is retried, a bounded number of times). n = bars written.
+  Errc last_n(std::span<Bar> out, std::size_t& n) {
+    n = 0;
+    if (const Errc e = check_state_(); e != Errc::ok) return e;
+    for (int attempt = 0; attempt < 64; ++attempt) {
+      const std::uint64_t h0 = head();
+      if (h0 == 0) return Errc::empty;
+      const std::uint64_t want = std::min<std::uint64_t>({out.size(), h0, cap_});
+      Errc e = Errc::ok;
+      for (std::uint64_t i = 0; i < want && e == Errc::ok; ++i) e = read_slot_(h0 - want + i, out[i]);
+      if (e == Errc::ok && head() == h0) {
+        n = static_cast<std::size_t>(want);
+        return Errc::ok;
+      }
+      if (e != Errc::ok && e != Errc::not_held && e != Errc::lapped) return e;
+    }
+    return Errc::contended;
+  }
+
+  // What arrived since the consumer last looked. Returns bars [c.next, newest] (oldest first, at
+  // most out.size()); c.next moves past the bars returned closed, so the bar in progress comes
+  // back, updated, on the next call. Bars lost to lapping are skipped and added to c.lapped.
+  Errc read_since(Cursor& c, std::span<Bar> out, std::size_t& n) {
+    n = 0;
+    if (const Errc e = check_state_(); e != Errc::ok) return e;
+    for (int attempt = 0; attempt < 64; ++attempt) {
+      const std::uint64_t h0 = head();
+      if (h0 == 0) return Errc::ok;
+      if (c.next > h0) c.next = h0;  // writer restarted with fewer bars: resume at its head
+      const std::uint64_t oldest = h0 > cap_ ? h0 - cap_ : 0;
+      if (c.next < oldest) {
+        c.lapped += oldest - c.next;
+        c.next = oldest;
+      }
+      const std::uint64_t count = std::min<std::uint64_t>(h0 - c.next, out.size());
+      Errc e = Errc::ok;
+      std::uint64_t i = 0;
+      for (; i < count && e == Errc::ok; ++i) e = read_slot_(c.next + i, out[i]);
+      if (e == Errc::lapped || e == Errc::not_held) continue;  // lapped mid-copy: recompute
+      if (e != Errc::ok) return e;
+      n = static_cast<std::size_t>(count);
+      std::uint64_t advance = count;
+      if (count > 0 && (out[count - 1].flags & flag::in_progress)) --advance;
+      c.next += advance;
+      return Errc::ok;
+    }
+    return Errc::contended;
+  }
+
+  // Zero-copy view over up to n closed bars ending just before the bar in progress. Check
+  // view.valid() after using it: it says whether any bar was lapped or amended meanwhile.
+  Errc closed_view(std::size_t n, ClosedView& view);
+
+  // ---- waiting -------------------------------------------------------------------------------
+  // Block until updates() != seen, the timeout passes, or the writer is found dead. Announces the
+  // wait in the consumer registry so the writer's notifier wakes this futex; without write access
+  // to the registry it polls every millisecond instead.
+  WaitResult wait(std::uint64_t seen, std::chrono::nanoseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::uint32_t* waiters = registry_waiters_();
+    if (waiters) std::atomic_ref<std::uint32_t>(*waiters).fetch_add(1, std::memory_order_seq_cst);
+    WaitResult r = WaitResult::timeout;
+    for (;;) {
+      const std::uint32_t word = load_field(h_->futex_word, std::memory_order_seq_cst);
+      if (updates() != seen || word != static_cast<std::uint32_t>(seen)) {
+        r = WaitResult::updated;
+        break;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) break;
+      // Sleep in slices of at most 250 ms to notice a dead writer within a second.
+      auto slice = std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(waiters ? 250 : 1));
+      detail::futex_wait_shared(&h_->futex_word, static_cast<std::uint32_t>(seen), slice);
+      if (heartbeat_age() > kHeartbeatDeadline && writer_state() == WriterState::dead) {
+        r = WaitResult::writer_dead;
+        break;
+      }
+    }
+    if (waiters) std::atomic_ref<std::uint32_t>(*waiters).fetch_sub(1, std::memory_order_seq_cst);
+    if (r != WaitResult::updated && (load_field(h_->state) != static_cast<std::uint32_t>(SegmentState::ready) ||
+                                     mapping_.replaced_at(path_))) {
+      // The writer replaced the segment: re-open by name so the next read sees the new one.
+      if (refresh() == Errc::ok) r = WaitResult::updated;
+    }
+    return r;
+  }
+
+  // ---- freshness and the writer --------------------------------------------------------------
+  std::chrono::nanoseconds update_age() const {
+    return since_mono_(load_field(h_->last_update_mono_ns, std::memory_order_relaxed));
+  }
+  std::chrono::nanoseconds heartbeat_age() const {
+    return since_mono_(load_field(h_->heartbeat_mono_ns, std::memory_order_relaxed));
+  }
+  // Fresh: the writer is alive and published within max_age.
+  bool is_fresh(std::chrono::nanoseconds max_age) const {
+    return update_age() <= max_age && writer_state() == WriterState::alive;
+  }
+  // dead: the process is gone (or the host rebooted); stalled: alive but no heartbeat for 1 s.
+  WriterState writer_state() const {
+    std::uint8_t id[kBootIdLen];
+    for (std::size_t i = 0; i < kBootIdLen; ++i) id[i] = load_field(h_->boot_id[i]);
+    const auto mine = detail::boot_id();
+    if (std::memcmp(id, mine.data(), kBootIdLen) != 0) return WriterState::dead;
+    const auto ps = detail::process_state(static_cast<pid_t>(load_field(h_->writer_pid)),
+                                          load_field(h_->writer_start_ticks));
+    if (ps == detail::ProcessState::dead) return WriterState::dead;
+    return heartbeat_age() > kHeartbeatDeadline ? WriterState::stalled : WriterState::alive;
+  }
+  // The writer restarted (re-attached: same bars, new generation) since open()/refresh().
+  bool restarted() const { return generation() != opened_generation_; }
+
+  // Re-open by name: after the writer replaced the segment, or to forget a restart.
+  Errc refresh() {
+    Series fresh;
+    fresh.path_ = path_;
+    fresh.opt_ = opt_;
+    if (const Errc e = fresh.map_(nullptr); e != Errc::ok) return e;
+    *this = std::move(fresh);
+    return Errc::ok;
+  }
+
+ private:
+  friend class ClosedView;
+  Series() = default;
+
+  Errc map_(std::string* why) {
+    detail::Mapping m;
+    if (const Errc e = detail::Mapping::map(path_, m, why); e != Errc::ok) return e;
+    const HeaderProblem p = validate_header(m.base(), m.size());
+    if (p != HeaderProblem::none) return to_errc(p);
+    mapping_ = std::move(m);
+    h_ = static_cast<const SegmentHeader*>(mapping_.base());
+    ring_ = ring_of(h_);
+    cap_ = load_field(h_->capacity);
+    interval_s_ = load_field(h_->interval_s);
+    opened_generation_ = generation();
+    return Errc::ok;
+  }
+
+  Errc check_state_() {
+    if (load_field(h_->state, std::memory_order_acquire) == static_cast<std::uint32_t>(SegmentState::ready))
+      return Errc::ok;
+    // Re-attaching writer (transient) or retired segment: try the file now at our path.
+    const Errc e = refresh();
+    return e == Errc::ok ? Errc::ok : e;
+  }
+
+  Errc read_slot_(std::uint64_t index, Bar& out) const {
+    const BarSlot& slot = ring_[index % cap_];
+    for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+      std::uint64_t got = 0;
+      const auto st = seqlock::try_read_slot(slot, got, out);
+      if (st == seqlock::ReadStatus::ok) {
+        if (got == index) return Errc::ok;
+        if (got != ~0ULL && got > index) return Errc::lapped;
+        return Errc::not_held;  // older bar (not written yet) or never written
+      }
+      cpu_relax_();
+    }
+    return Errc::contended;
+  }
+
+  std::uint32_t* registry_waiters_() {
+    if (!registry_tried_) {
+      registry_tried_ = true;
+      const std::string rp = registry_path(OpenOptions{std::string(instance()), opt_.shm_dir});
+      const int fd = ::open(rp.c_str(), O_RDWR | O_CLOEXEC);
+      if (fd >= 0) {
+        struct stat st {};
+        ::fstat(fd, &st);
+        void* p = st.st_size >= static_cast<off_t>(kRegistrySize)
+                      ? ::mmap(nullptr, kRegistrySize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                      : MAP_FAILED;
+        ::close(fd);
+        if (p != MAP_FAILED) {
+          registry_ = std::shared_ptr<void>(p, [](void* q) { ::munmap(q, kRegistrySize); });
+          if (registry_valid(p, kRegistrySize)) {
+            auto v = registry_view(p);
+            for (std::size_t i = 0; i < kRegistrySeriesSlots; ++i)
+              if (field_string(v.series[i].series_id, kSeriesIdLen) == id()) waiters_ = &v.series[i].waiters;
+          }
+        }
+      }
+    }
+    return waiters_;
+  }
+
+  static std::chrono::nanoseconds since_mono_(std::uint64_t t) {
+    const std::uint64_t now = detail::mono_ns();
+    return std::chrono::nanoseconds(now > t ? static_cast<std::int64_t>(now - t) : 0);
+  }
+  static void cpu_relax_() {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+
+  std::string path_;
+  OpenOptions opt_;
+  detail::Mapping mapping_;
+  const SegmentHeader* h_ = nullptr;
+  const BarSlot* ring_ = nullptr;
+  std::uint64_t cap_ = 0;
+  std::uint32_t interval_s_ = 0;
+  std::uint64_t opened_generation_ = 0;
+  bool registry_tried_ = false;
+  std::shared_ptr<void> registry_;
+  std::uint32_t* waiters_ = nullptr;
+};
+
+// Zero-copy: reads go straight to the mapped ring (relaxed atomic loads, so even a read that
+// races with the writer lapping it is defined behaviour), then valid() says whether the writer
+// touched any of it meanwhile. Closed bars are immutable until lapped, except for one amendment
+// by reconciliation, which bumps the header's `amends` counter.
+class ClosedView {
+ public:
+  std::size_t size() const { return n_; }
+  std::uint64_t first_index() const { return first_; }
+  std::int64_t open_time_ms(std::size_t i) const { return load_field(slot_(i).bar.open_time_ms); }
+  double open(std::size_t i) const { return load_field(slot_(i).bar.open); }
+  double high(std::size_t i) const { return load_field(slot_(i).bar.high); }
+  double low(std::size_t i) const { return load_field(slot_(i).bar.low); }
+  double close(std::size_t i) const { return load_field(slot_(i).bar.close); }
+  double volume(std::size_t i) const { return load_field(slot_(i).bar.volume); }
+  std::uint32_t flags(std::size_t i) const { return load_field(slot_(i).bar.flags); }
+  Bar bar(std::size_t i) const {
+    Bar b;
+    seqlock::load_words(b, slot_(i).bar);
+    return b;
+  }
+  // True iff no bar of the view was lapped or amended since it was taken. Why checking one slot
+  // suffices: the writer laps slots in index order, so before it overwrites any slot of the view
+  // it has overwritten the first one, whose sequence it bumps before its release fence. A reader
+  // that saw any overwritten byte therefore sees the first slot's new sequence after this acquire
+  // fence. Amendments bump `amends` before their fence, likewise.
+  bool valid() const {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (n_ == 0) return true;
+    return load_field(h_->amends, std::memory_order_relaxed) == amends_ &&
+           load_field(slot_(0).seq, std::memory_order_relaxed) == first_seq_;
+  }
+
+ private:
+  friend class Series;
+  const BarSlot& slot_(std::size_t i) const { return ring_[(first_ + i) % cap_]; }
+  const SegmentHeader* h_ = nullptr;
+  const BarSlot* ring_ = nullptr;
+  std::uint64_t cap_ = 1;
+  std::uint64_t first_ = 0;
+  std::size_t n_ = 0;
+  std::uint64_t amends_ = 0;
+  std::uint64_t first_seq_ = 0;
+};
+
+inline Errc Series::closed_view(std::size_t n, ClosedView& v) {
+  if (const Errc e = check_state_(); e != Errc::ok) return e;
+  v = ClosedView{};
+  v.h_ = h_;
+  v.ring_ = ring_;
+  v.cap_ = cap_;
+  v.amends_ = load_field(h_->amends, std::memory_order_acquire);
+  const std::uint64_t h = head();
+  if (h == 0) return Errc::empty;
+  // Closed bars are [oldest held, h - 1); the newest may still be in progress. Leave one slot
+  // of margin at the old end: it is the next to be overwritten.
+  Bar newest{};
+  std::uint64_t closed_end = h - 1;
+  if (read_slot_(h - 1, newest) == Errc::ok && (newest.flags & flag::closed)) closed_end = h;
+  const std::uint64_t oldest = h > cap_ ? h - cap_ + 1 : 0;
+  const std::uint64_t avail = closed_end > oldest ? closed_end - oldest : 0;
+  v.n_ = static_cast<std::size_t>(std::min<std::uint64_t>(n, avail));
+  v.first_ = closed_end - v.n_;
+  if (v.n_ == 0) return Errc::ok;
+  v.first_seq_ = load_field(v.slot_(0).seq, std::memory_order_acquire);
+  if ((v.first_seq_ & 1) || load_field(v.slot_(0).bar_index) != v.first_) return Errc::lapped;
+  return Errc::ok;
+}
+
+}  // namespace mdshm

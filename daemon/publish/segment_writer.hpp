@@ -1,0 +1,100 @@
+// The writer side of one series segment. Single writer per instance (see writer_lock.hpp); not
+// thread-safe for publish/amend (one feed thread), while heartbeat() and the stat counters may be
+// called from any thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "mdshm/layout.hpp"
+
+namespace mdshm::publish {
+
+struct SeriesSpec {
+  std::string id;          // series id, e.g. "eth_ticks"
+  std::string symbol;      // exchange symbol, upper case, e.g. "ETHUSDT"
+  std::uint32_t interval_s = 0;
+  std::uint64_t capacity = 0;
+};
+
+struct SegmentOptions {
+  std::string shm_dir = std::string(kDefaultShmDir);
+  std::string instance = std::string(kDefaultInstance);
+  mode_t mode = 0640;      // never world-writable: open() refuses o+w
+  gid_t group = static_cast<gid_t>(-1);  // -1 = keep the creator's group
+};
+
+enum class AttachOutcome { created, reattached, replaced };
+
+struct AttachInfo {
+  AttachOutcome outcome = AttachOutcome::created;
+  std::string reason;          // why a segment was replaced (for the log)
+  std::uint64_t generation = 0;
+  std::uint64_t bars_kept = 0; // bars held after a re-attach
+};
+
+// Called after publish when readers are blocked (see notifier.hpp); must be cheap and O(1).
+class WakeHook {
+ public:
+  virtual void kick() noexcept = 0;
+ protected:
+  ~WakeHook() = default;
+};
+
+std::string segment_path(const SegmentOptions& opt, std::string_view series_id);
+
+class SegmentWriter {
+ public:
+  // Create, re-attach (compatible segment: bars kept, generation bumped) or replace (incompatible:
+  // old file marked retired where possible, unlinked, a new one created; info->reason says why).
+  // Throws std::runtime_error naming the path and the cause (ENOSPC from posix_fallocate, EACCES…).
+  static SegmentWriter open(const SegmentOptions& opt, const SeriesSpec& spec, AttachInfo* info = nullptr);
+
+  SegmentWriter(SegmentWriter&&) noexcept;
+  SegmentWriter& operator=(SegmentWriter&&) noexcept;
+  SegmentWriter(const SegmentWriter&) = delete;
+  SegmentWriter& operator=(const SegmentWriter&) = delete;
+  ~SegmentWriter();
+
+  // Update the newest bar in place (same open_time_ms) or start the next bar (later open time).
+  // An older open time changes nothing and returns false. O(1), no syscall.
+  bool publish(const Bar& bar);
+  // Rewrite a bar still held in the ring with the same open time (reconciliation); bumps `amends`.
+  bool amend(std::uint64_t bar_index, const Bar& bar);
+
+  std::uint64_t head() const;                          // newest bar index + 1 (0 = empty)
+  std::optional<Bar> newest() const;
+  std::optional<Bar> bar_at(std::uint64_t bar_index) const;  // nullopt if not (or no longer) held
+
+  void heartbeat();                                    // any thread
+  void add_stat(Stat s, std::uint64_t n = 1);          // any thread
+  void set_stat(Stat s, std::uint64_t v);              // any thread
+  std::uint64_t stat(Stat s) const;
+  void record_latency(std::uint64_t ns);               // event -> publish, any thread
+  void set_wake(WakeHook* hook, const std::uint32_t* waiters);  // waiters: registry count, may be null
+
+  const SeriesSpec& spec() const { return spec_; }
+  const std::string& path() const { return path_; }
+  std::uint64_t generation() const;
+  SegmentHeader* header() { return hdr_; }
+  const SegmentHeader* header() const { return hdr_; }
+
+ private:
+  SegmentWriter() = default;
+  void close_();
+
+  SeriesSpec spec_;
+  std::string path_;
+  SegmentHeader* hdr_ = nullptr;
+  BarSlot* ring_ = nullptr;
+  std::size_t map_size_ = 0;
+  std::uint64_t head_ = 0;          // writer's own copy of hdr_->head
+  std::int64_t newest_open_ms_ = 0;
+  WakeHook* wake_ = nullptr;
+  const std::uint32_t* waiters_ = nullptr;
+};
+
+}  // namespace mdshm::publish
