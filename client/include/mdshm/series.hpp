@@ -62,7 +62,8 @@ struct Cursor {
 enum class WaitResult { updated, timeout, writer_dead };
 
 inline constexpr int kMaxReadAttempts = 4096;  // per bar: bounded, readers never wait on the writer
-inline constexpr auto kHeartbeatDeadline = std::chrono::milliseconds(1000);
+inline constexpr auto kHeartbeatDeadline = std::chrono::milliseconds(1000);  // older: writer stalled
+inline constexpr auto kHeartbeatSuspect = std::chrono::milliseconds(150);    // writer beats every 50 ms
 
 namespace detail {
 
@@ -271,7 +272,8 @@ class Series {
       // Sleep in slices of at most 250 ms to notice a dead writer within a second.
       auto slice = std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(waiters ? 250 : 1));
       detail::futex_wait_shared(&h_->futex_word, static_cast<std::uint32_t>(seen), slice);
-      if (heartbeat_age() > kHeartbeatDeadline && writer_state() == WriterState::dead) {
+      // Two missed heartbeats make the writer suspect: then ask the kernel whether it lives.
+      if (heartbeat_age() > kHeartbeatSuspect && writer_state() == WriterState::dead) {
         r = WaitResult::writer_dead;
         break;
       }
@@ -358,7 +360,8 @@ class Series {
       }
       cpu_relax_();
     }
-    return Errc::contended;
+    // A sequence stuck odd means a write that will never finish: say so rather than "busy".
+    return writer_state() == WriterState::dead ? Errc::writer_dead : Errc::contended;
   }
 
   std::uint32_t* registry_waiters_() {
