@@ -1,0 +1,363 @@
+#include "market.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <unordered_set>
+
+#include "decimal.hpp"
+
+namespace mdshm::sim {
+namespace {
+
+constexpr std::size_t kCacheRows = 8;
+
+// The smallest lot the generated quantities are cut in: fine enough for any spot pair, coarse
+// enough that a kline's volume splits into many trades.
+std::int64_t lot_of(const KlineRow& r) {
+  const std::int64_t g = std::gcd(r.volume, r.taker_buy_volume);
+  return g == 0 ? 1 : std::gcd(g, std::int64_t{1'000'000});
+}
+
+// Trades a row gets: its count, raised to the number of distinct price points OHLC needs and
+// capped by how many lots the volume holds (every trade has a positive quantity).
+std::int64_t planned_count(const KlineRow& r) {
+  if (r.volume <= 0) return 0;
+  std::int64_t needed = r.open == r.close ? 1 : 2;
+  if (r.high != r.open && r.high != r.close) ++needed;
+  if (r.low != r.open && r.low != r.close && r.low != r.high) ++needed;
+  std::int64_t n = std::max(r.trade_count, needed);
+  const std::int64_t lot = lot_of(r);
+  const std::int64_t buy_lots = r.taker_buy_volume / lot, sell_lots = (r.volume - r.taker_buy_volume) / lot;
+  std::int64_t cap = buy_lots + sell_lots;
+  return std::min(n, cap);
+}
+
+// m positive parts summing to total (m <= total), cut at m-1 distinct random points.
+std::vector<std::int64_t> split(std::int64_t total, std::int64_t m, std::mt19937_64& rng) {
+  std::vector<std::int64_t> parts;
+  if (m <= 0) return parts;
+  std::vector<std::int64_t> cuts;
+  if (m - 1 > total / 2) {
+    // Dense: every part is 1 plus a share of the rest.
+    parts.assign(static_cast<std::size_t>(m), 1);
+    std::uniform_int_distribution<std::int64_t> pick(0, m - 1);
+    for (std::int64_t left = total - m; left > 0; --left) ++parts[static_cast<std::size_t>(pick(rng))];
+    return parts;
+  }
+  std::unordered_set<std::int64_t> seen;
+  std::uniform_int_distribution<std::int64_t> cut(1, total - 1);
+  while (static_cast<std::int64_t>(cuts.size()) < m - 1) {
+    const std::int64_t c = cut(rng);
+    if (seen.insert(c).second) cuts.push_back(c);
+  }
+  std::sort(cuts.begin(), cuts.end());
+  std::int64_t prev = 0;
+  for (std::int64_t c : cuts) {
+    parts.push_back(c - prev);
+    prev = c;
+  }
+  parts.push_back(total - prev);
+  return parts;
+}
+
+struct Acc {
+  bool any = false;
+  KlineRow k;
+  void add_row(const KlineRow& r) {
+    if (r.volume == 0 && r.trade_count == 0) return;
+    if (!any) {
+      k.open = r.open;
+      k.high = r.high;
+      k.low = r.low;
+      k.first_id = r.first_id;
+      any = true;
+    }
+    k.high = std::max(k.high, r.high);
+    k.low = std::min(k.low, r.low);
+    k.close = r.close;
+    k.volume += r.volume;
+    k.quote_volume += r.quote_volume;
+    k.trade_count += r.trade_count;
+    k.taker_buy_volume += r.taker_buy_volume;
+    k.taker_buy_quote_volume += r.taker_buy_quote_volume;
+    k.last_id = r.last_id;
+  }
+  void add_trade(const GenTrade& t) {
+    const auto quote = static_cast<std::int64_t>(static_cast<__int128>(t.price) * t.qty / kUnitsPerOne);
+    KlineRow r;
+    r.open = r.high = r.low = r.close = t.price;
+    r.volume = t.qty;
+    r.quote_volume = quote;
+    r.trade_count = 1;
+    r.taker_buy_volume = t.buyer_is_maker ? 0 : t.qty;
+    r.taker_buy_quote_volume = t.buyer_is_maker ? 0 : quote;
+    r.first_id = r.last_id = t.id;
+    add_row(r);
+  }
+};
+
+}  // namespace
+
+Series::Series(std::string symbol, std::uint32_t interval_s, std::vector<KlineRow> rows, std::int64_t first_id,
+               std::uint64_t seed)
+    : symbol_(std::move(symbol)), interval_s_(interval_s), rows_(std::move(rows)), first_id_(first_id), seed_(seed) {
+  std::int64_t tick = 0;
+  std::int64_t next_id = first_id_;
+  for (auto& r : rows_) {
+    for (std::int64_t p : {r.open, r.high, r.low, r.close}) tick = std::gcd(tick, p);
+    const std::int64_t n = planned_count(r);
+    if (n != r.trade_count) ++rows_adjusted_;
+    r.trade_count = n;
+    r.first_id = n > 0 ? next_id : -1;
+    r.last_id = n > 0 ? next_id + n - 1 : -1;
+    next_id += n;
+  }
+  price_tick_ = tick <= 0 ? 1 : std::min<std::int64_t>(tick, 1'000'000);
+}
+
+std::int64_t Series::last_id() const {
+  for (auto it = rows_.rbegin(); it != rows_.rend(); ++it)
+    if (it->last_id >= 0) return it->last_id;
+  return first_id_ - 1;
+}
+
+std::optional<std::size_t> Series::row_at(std::int64_t t_ms) const {
+  auto it = std::upper_bound(rows_.begin(), rows_.end(), t_ms,
+                             [](std::int64_t t, const KlineRow& r) { return t < r.open_ms; });
+  if (it == rows_.begin()) return std::nullopt;
+  --it;
+  if (t_ms > it->close_ms) return std::nullopt;
+  return static_cast<std::size_t>(it - rows_.begin());
+}
+
+std::optional<std::size_t> Series::row_of_id(std::int64_t id) const {
+  auto it = std::lower_bound(rows_.begin(), rows_.end(), id,
+                             [](const KlineRow& r, std::int64_t v) { return r.last_id < v; });
+  if (it == rows_.end() || it->first_id < 0 || id < it->first_id) return std::nullopt;
+  return static_cast<std::size_t>(it - rows_.begin());
+}
+
+const std::vector<GenTrade>& Series::trades_of(std::size_t row) {
+  auto it = cache_.find(row);
+  if (it != cache_.end()) return it->second;
+  if (cache_order_.size() >= kCacheRows) {
+    cache_.erase(cache_order_.front());
+    cache_order_.erase(cache_order_.begin());
+  }
+  cache_order_.push_back(row);
+  return cache_.emplace(row, generate(row)).first->second;
+}
+
+std::vector<GenTrade> Series::generate(std::size_t row) const {
+  const KlineRow& r = rows_[row];
+  const std::int64_t n = r.trade_count;
+  std::vector<GenTrade> out;
+  if (n <= 0) return out;
+  std::mt19937_64 rng(seed_ ^ (static_cast<std::uint64_t>(r.open_ms) * 0x9E3779B97F4A7C15ULL));
+
+  // Prices: a bounded walk on the tick grid from open to close, with the high and the low planted
+  // at distinct interior trades.
+  std::vector<std::int64_t> price(static_cast<std::size_t>(n), r.open);
+  std::uniform_int_distribution<int> step(-3, 3);
+  for (std::int64_t i = 1; i < n; ++i) {
+    const std::int64_t p = price[i - 1] + step(rng) * price_tick_;
+    price[i] = std::clamp(p, r.low, r.high);
+  }
+  price[n - 1] = r.close;
+  price[0] = r.open;
+  const bool need_high = r.high != r.open && r.high != r.close;
+  const bool need_low = r.low != r.open && r.low != r.close;
+  if (n >= 4) {
+    std::uniform_int_distribution<std::int64_t> interior(1, n - 2);
+    const std::int64_t hi = interior(rng);
+    std::int64_t lo = interior(rng);
+    while (lo == hi) lo = interior(rng);
+    price[hi] = r.high;
+    price[lo] = r.low;
+  } else if (n == 3) {
+    price[1] = need_high ? r.high : need_low ? r.low : price[1];
+  }
+
+  // Times: sorted, inside the bar.
+  std::vector<std::int64_t> time(static_cast<std::size_t>(n));
+  std::uniform_int_distribution<std::int64_t> when(r.open_ms, r.close_ms);
+  for (auto& t : time) t = when(rng);
+  std::sort(time.begin(), time.end());
+
+  // Sides and quantities: buys sum to the taker-buy volume, sells to the rest.
+  const std::int64_t lot = lot_of(r);
+  const std::int64_t buy_lots = r.taker_buy_volume / lot, sell_lots = (r.volume - r.taker_buy_volume) / lot;
+  std::int64_t buys = 0;
+  if (sell_lots == 0) {
+    buys = n;
+  } else if (buy_lots > 0) {
+    buys = std::llround(static_cast<double>(n) * static_cast<double>(r.taker_buy_volume) /
+                        static_cast<double>(r.volume));
+    buys = std::clamp<std::int64_t>(buys, 1, n - 1);
+    buys = std::min(buys, buy_lots);
+    buys = std::max(buys, n - sell_lots);
+  }
+  std::vector<bool> is_buy(static_cast<std::size_t>(n), false);
+  std::fill(is_buy.begin(), is_buy.begin() + buys, true);
+  std::shuffle(is_buy.begin(), is_buy.end(), rng);
+  const auto buy_parts = split(buy_lots, buys, rng);
+  const auto sell_parts = split(sell_lots, n - buys, rng);
+  std::size_t bi = 0, si = 0;
+  out.reserve(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    GenTrade t;
+    t.id = r.first_id + i;
+    t.time_ms = time[i];
+    t.price = price[i];
+    t.buyer_is_maker = !is_buy[i];
+    t.qty = (is_buy[i] ? buy_parts[bi++] : sell_parts[si++]) * lot;
+    out.push_back(t);
+  }
+  return out;
+}
+
+std::int64_t Series::previous_close(std::int64_t before_ms) {
+  const auto r = row_at(before_ms - 1);
+  if (!r) return rows_.empty() ? 0 : (before_ms <= rows_.front().open_ms ? rows_.front().open : rows_.back().close);
+  std::int64_t last = -1;
+  for (const auto& t : trades_of(*r))
+    if (t.time_ms < before_ms) last = t.price;
+  if (last >= 0) return last;
+  return *r > 0 ? rows_[*r - 1].close : rows_[*r].open;
+}
+
+std::optional<KlineRow> Series::kline(std::uint32_t interval_s, std::int64_t open_ms, std::int64_t upto_ms) {
+  if (rows_.empty() || interval_s == 0) return std::nullopt;
+  const std::int64_t end_ms = open_ms + std::int64_t{interval_s} * 1000 - 1;
+  if (open_ms > upto_ms || open_ms > data_end_ms() || end_ms < data_begin_ms()) return std::nullopt;
+  const std::int64_t last_ms = std::min(end_ms, upto_ms);
+  Acc acc;
+  auto r = row_at(std::max(open_ms, data_begin_ms()));
+  for (std::size_t i = r ? *r : 0; i < rows_.size() && rows_[i].open_ms <= last_ms; ++i) {
+    const KlineRow& row = rows_[i];
+    if (row.close_ms < open_ms) continue;
+    if (row.open_ms >= open_ms && row.close_ms <= last_ms) {
+      acc.add_row(row);
+      continue;
+    }
+    for (const auto& t : trades_of(i))
+      if (t.time_ms >= open_ms && t.time_ms <= last_ms) acc.add_trade(t);
+  }
+  KlineRow k = acc.k;
+  if (!acc.any) {
+    k.open = k.high = k.low = k.close = previous_close(open_ms);
+    k.first_id = k.last_id = -1;
+  }
+  k.open_ms = open_ms;
+  k.close_ms = end_ms;
+  return k;
+}
+
+std::variant<std::vector<KlineRow>, LoadError> load_kline_csv(const std::string& path, std::uint32_t interval_s) {
+  std::ifstream in(path);
+  if (!in) return LoadError{"cannot open kline CSV " + path};
+  std::vector<KlineRow> rows;
+  std::string line;
+  std::size_t line_no = 0;
+  auto fail = [&](const std::string& what) {
+    return LoadError{path + ":" + std::to_string(line_no) + ": " + what};
+  };
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    if (!std::isdigit(static_cast<unsigned char>(line[0]))) {
+      if (line_no == 1) continue;  // a header
+      return fail("not a kline row");
+    }
+    std::vector<std::string_view> col;
+    std::string_view rest = line;
+    while (true) {
+      const auto comma = rest.find(',');
+      col.push_back(rest.substr(0, comma));
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    if (col.size() < 11) return fail("expected 12 columns, got " + std::to_string(col.size()));
+    KlineRow r;
+    auto integer = [](std::string_view s) -> std::optional<std::int64_t> {
+      std::int64_t v = 0;
+      auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+      if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+      return v;
+    };
+    const auto open_t = integer(col[0]);
+    const auto count = integer(col[8]);
+    if (!open_t || !count || *count < 0) return fail("bad open time or trade count");
+    // data.binance.vision switched spot files to microseconds on 2025-01-01.
+    r.open_ms = *open_t > 100'000'000'000'000LL ? *open_t / 1000 : *open_t;
+    r.close_ms = r.open_ms + std::int64_t{interval_s} * 1000 - 1;
+    r.trade_count = *count;
+    std::int64_t* dec[] = {&r.open, &r.high, &r.low, &r.close, &r.volume};
+    for (int i = 0; i < 5; ++i) {
+      const auto v = parse_decimal(col[static_cast<std::size_t>(i + 1)]);
+      if (!v) return fail("bad decimal in column " + std::to_string(i + 2));
+      *dec[i] = *v;
+    }
+    const auto q = parse_decimal(col[7]), tb = parse_decimal(col[9]), tbq = parse_decimal(col[10]);
+    if (!q || !tb || !tbq) return fail("bad quote or taker-buy volume");
+    r.quote_volume = *q;
+    r.taker_buy_volume = *tb;
+    r.taker_buy_quote_volume = *tbq;
+    if (r.low > r.high || r.open < r.low || r.open > r.high || r.close < r.low || r.close > r.high ||
+        r.taker_buy_volume > r.volume)
+      return fail("inconsistent OHLCV");
+    if (!rows.empty() && r.open_ms <= rows.back().open_ms) return fail("rows not in time order");
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+std::vector<KlineRow> derive_rows(const std::vector<KlineRow>& source, double factor, std::int64_t price_step,
+                                  std::int64_t qty_step) {
+  auto px = [&](std::int64_t p) {
+    const double v = static_cast<double>(p) * factor / static_cast<double>(price_step);
+    return static_cast<std::int64_t>(std::llround(v)) * price_step;
+  };
+  auto qty = [&](std::int64_t q) {
+    const double v = static_cast<double>(q) / factor / static_cast<double>(qty_step);
+    return static_cast<std::int64_t>(std::floor(v)) * qty_step;
+  };
+  std::vector<KlineRow> out = source;
+  for (auto& r : out) {
+    r.open = px(r.open);
+    r.high = px(r.high);
+    r.low = px(r.low);
+    r.close = px(r.close);
+    r.volume = qty(r.volume);
+    r.taker_buy_volume = std::min(qty(r.taker_buy_volume), r.volume);
+    if (r.volume == 0) r.trade_count = 0;
+  }
+  return out;
+}
+
+Series& Market::add(std::string symbol, std::uint32_t interval_s, std::vector<KlineRow> rows) {
+  for (auto& c : symbol) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const std::int64_t first_id = 100'000'000LL * static_cast<std::int64_t>(series_.size() + 1);
+  const std::uint64_t seed = std::hash<std::string>{}(symbol);
+  series_.push_back(std::make_unique<Series>(std::move(symbol), interval_s, std::move(rows), first_id, seed));
+  return *series_.back();
+}
+
+Series* Market::find(std::string_view symbol) {
+  for (auto& s : series_) {
+    if (s->symbol().size() != symbol.size()) continue;
+    bool same = true;
+    for (std::size_t i = 0; i < symbol.size() && same; ++i)
+      same = std::toupper(static_cast<unsigned char>(symbol[i])) == s->symbol()[i];
+    if (same) return s.get();
+  }
+  return nullptr;
+}
+
+}  // namespace mdshm::sim
