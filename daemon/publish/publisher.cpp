@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,65 +29,70 @@ std::atomic_ref<T> aref(T& v) {
   return std::atomic_ref<T>(v);
 }
 
-// Wakes blocked readers off the feed thread. publish() calls kick() only when the registry says a
-// reader is blocked on that series; kick() costs a store and a load, plus one private futex wake
-// when this thread is parked. The O(N) FUTEX_WAKE of N blocked readers happens here.
+// Wakes blocked readers off the feed thread, so that publish() stays O(1) and syscall-free
+// however many readers block (FUTEX_WAKE of N waiters costs O(N) in the kernel).
+//
+// Two modes. Idle (no reader blocked on any series): parked on a private futex; publish() does not
+// even call kick(), since the registry's waiter counts are zero. Polling (some reader blocked):
+// every kPollInterval it compares each segment's futex word with the last value it saw and wakes
+// the blocked readers of those that moved. publish() only stores; it pays one private wake at
+// most once per idle->polling transition (the first publish after a reader starts waiting). The
+// price: a blocked reader is woken up to kPollInterval after the publish, and this thread wakes
+// 20k times a second while readers block. Readers that need the last microseconds spin instead.
 class Notifier final : public WakeHook {
  public:
+  static constexpr auto kPollInterval = std::chrono::microseconds(50);
+
   explicit Notifier(std::vector<SegmentWriter*> segs, std::vector<const std::uint32_t*> waiters)
       : segs_(std::move(segs)), waiters_(std::move(waiters)), last_(segs_.size(), 0) {
     thread_ = std::thread([this] { run(); });
   }
   ~Notifier() {
     stop_.store(true);
-    kick();
+    wake_self();
     thread_.join();
   }
   void kick() noexcept override {
     pending_.store(1, std::memory_order_seq_cst);
-    if (parked_.load(std::memory_order_seq_cst)) {
-      aref(kick_word_).fetch_add(1, std::memory_order_seq_cst);
-      detail::futex_wake_private(&kick_word_, 1);
-    }
+    if (parked_.load(std::memory_order_seq_cst)) wake_self();
   }
 
  private:
+  void wake_self() noexcept {
+    aref(kick_word_).fetch_add(1, std::memory_order_seq_cst);
+    detail::futex_wake_private(&kick_word_, 1);
+  }
+  bool anyone_blocked() const {
+    for (const auto* w : waiters_)
+      if (w && load_field(*w) != 0) return true;
+    return false;
+  }
+  void wake_moved() {
+    for (std::size_t i = 0; i < segs_.size(); ++i) {
+      const auto* h = segs_[i]->header();
+      const std::uint32_t word = load_field(h->futex_word, std::memory_order_acquire);
+      if (word == last_[i]) continue;
+      if (waiters_[i] && load_field(*waiters_[i]) != 0) detail::futex_wake_shared(&h->futex_word);
+      last_[i] = word;
+    }
+  }
   void run() {
+    ::prctl(PR_SET_TIMERSLACK, 1UL);  // the default 50 us slack would double the poll interval
     while (!stop_.load()) {
-      // Spin briefly before parking: under a steady stream of updates the publisher then never
-      // pays the private wake.
-      bool work = false;
-      for (int i = 0; i < 256 && !work; ++i) {
-        work = pending_.load(std::memory_order_acquire) != 0;
-        if (!work) cpu_relax();
-      }
-      if (!work) {
+      const std::uint32_t w = aref(kick_word_).load(std::memory_order_seq_cst);
+      if (anyone_blocked()) {
+        detail::futex_wait_private(&kick_word_, w, kPollInterval);
+      } else {
         parked_.store(true, std::memory_order_seq_cst);
-        const std::uint32_t w = aref(kick_word_).load(std::memory_order_seq_cst);
+        // Timed: a reader that starts blocking on an idle series is still served within 100 ms
+        // even if no publish kicks us (e.g. the feed is down).
         if (pending_.load(std::memory_order_seq_cst) == 0) detail::futex_wait_private(&kick_word_, w, 100ms);
         parked_.store(false, std::memory_order_seq_cst);
       }
-      // Also after a timeout with nothing pending: wake anyone blocked whose word moved. Belt and
-      // braces for a kick lost to a registry re-created under a blocked reader.
-      pending_.exchange(0, std::memory_order_acq_rel);
-      for (std::size_t i = 0; i < segs_.size(); ++i) {
-        const auto* h = segs_[i]->header();
-        const std::uint32_t word = load_field(h->futex_word, std::memory_order_acquire);
-        if (word == last_[i]) continue;
-        const bool blocked = waiters_[i] && load_field(*waiters_[i]) != 0;
-        if (blocked) detail::futex_wake_shared(&h->futex_word);
-        last_[i] = word;
-      }
+      pending_.store(0, std::memory_order_seq_cst);
+      wake_moved();
     }
   }
-  static void cpu_relax() {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#else
-    std::this_thread::yield();
-#endif
-  }
-
   std::vector<SegmentWriter*> segs_;
   std::vector<const std::uint32_t*> waiters_;
   std::vector<std::uint32_t> last_;

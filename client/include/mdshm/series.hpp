@@ -207,8 +207,12 @@ class Series {
       const std::uint64_t h0 = head();
       if (h0 == 0) return Errc::empty;
       const std::uint64_t want = std::min<std::uint64_t>({out.size(), h0, cap_});
+      if (want == 0) return Errc::ok;
       Errc e = Errc::ok;
-      for (std::uint64_t i = 0; i < want && e == Errc::ok; ++i) e = read_slot_(h0 - want + i, out[i]);
+      for (std::uint64_t i = 0; i + 1 < want && e == Errc::ok; ++i) e = read_slot_(h0 - want + i, out[i]);
+      // The newest bar is the one the writer rewrites: take it from the latch, which a busy
+      // writer cannot starve, and fall back to its slot if the latch already moved on.
+      if (e == Errc::ok) e = read_newest_(h0 - 1, out[want - 1]);
       if (e == Errc::ok && head() == h0) {
         n = static_cast<std::size_t>(want);
         return Errc::ok;
@@ -299,10 +303,13 @@ class Series {
     return update_age() <= max_age && writer_state() == WriterState::alive;
   }
   // dead: the process is gone (or the host rebooted); stalled: alive but no heartbeat for 1 s.
+  // A fresh heartbeat proves the writer alive without a syscall (the common, hot case: the
+  // universal snapshot asks for every series); only a late one sends us to the kernel.
   WriterState writer_state() const {
+    if (heartbeat_age() <= kHeartbeatSuspect) return WriterState::alive;
     std::uint8_t id[kBootIdLen];
     for (std::size_t i = 0; i < kBootIdLen; ++i) id[i] = load_field(h_->boot_id[i]);
-    const auto mine = detail::boot_id();
+    static const auto mine = detail::boot_id();  // constant until reboot
     if (std::memcmp(id, mine.data(), kBootIdLen) != 0) return WriterState::dead;
     const auto ps = detail::process_state(static_cast<pid_t>(load_field(h_->writer_pid)),
                                           load_field(h_->writer_start_ticks));
@@ -362,6 +369,18 @@ class Series {
     }
     // A sequence stuck odd means a write that will never finish: say so rather than "busy".
     return writer_state() == WriterState::dead ? Errc::writer_dead : Errc::contended;
+  }
+
+  Errc read_newest_(std::uint64_t index, Bar& out) const {
+    for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+      std::uint64_t got = 0;
+      if (seqlock::try_read_latch(h_->latch_seq, h_->latch, got, out)) {
+        if (got == index) return Errc::ok;
+        break;  // a newer bar started: the slot holds the final version of ours
+      }
+      cpu_relax_();
+    }
+    return read_slot_(index, out);
   }
 
   std::uint32_t* registry_waiters_() {
