@@ -271,8 +271,16 @@ bool SegmentWriter::publish(const Bar& bar) {
     newest_open_ms_ = b.open_time_ms;
     store_rel(h.head, head_);
   }
+  announce_(static_cast<std::uint64_t>(b.update_wall_ns));
+  return true;
+}
+
+// Tells readers a publish happened: times, the spin counter, the futex word, and the notifier
+// if someone is blocked.
+void SegmentWriter::announce_(std::uint64_t wall_ns) {
+  SegmentHeader& h = *hdr_;
   store_rlx(h.last_update_mono_ns, detail::mono_ns());
-  store_rlx(h.last_update_wall_ns, static_cast<std::uint64_t>(b.update_wall_ns));
+  store_rlx(h.last_update_wall_ns, wall_ns);
   const std::uint64_t n = h.updates + 1;
   store_rel(h.updates, n);
   // seq_cst pairs with the reader's seq_cst increment of `waiters` (Dekker): either the reader
@@ -281,7 +289,6 @@ bool SegmentWriter::publish(const Bar& bar) {
   if (waiters_ && wake_ &&
       std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(*waiters_)).load(std::memory_order_seq_cst) != 0)
     wake_->kick();
-  return true;
 }
 
 bool SegmentWriter::amend(std::uint64_t bar_index, const Bar& bar) {
@@ -295,13 +302,7 @@ bool SegmentWriter::amend(std::uint64_t bar_index, const Bar& bar) {
   std::atomic_ref<std::uint64_t>(h.amends).fetch_add(1, std::memory_order_seq_cst);
   seqlock::write_slot(slot, bar_index, b);
   if (bar_index + 1 == head_) seqlock::write_latch(h.latch_seq, h.latch, bar_index, b);
-  store_rlx(h.last_update_mono_ns, detail::mono_ns());
-  const std::uint64_t n = h.updates + 1;
-  store_rel(h.updates, n);
-  std::atomic_ref<std::uint32_t>(h.futex_word).store(static_cast<std::uint32_t>(n), std::memory_order_seq_cst);
-  if (waiters_ && wake_ &&
-      std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(*waiters_)).load(std::memory_order_seq_cst) != 0)
-    wake_->kick();
+  announce_(static_cast<std::uint64_t>(b.update_wall_ns));
   return true;
 }
 

@@ -85,6 +85,7 @@ class SegmentWriter {
  private:
   SegmentWriter() = default;
   void close_();
+  void announce_(std::uint64_t wall_ns);
 
   SeriesSpec spec_;
   std::string path_;
