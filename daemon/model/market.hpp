@@ -26,7 +26,8 @@ struct Trade {
 struct Kline {
   std::uint32_t interval_s = 0;
   bool closed = false;           // `x`
-  Bar bar{};                     // flags left 0; trade ids from `f`/`L` when present
+  Bar bar{};                     // flags left 0. first/last_trade_id hold the kline's `f`/`L`:
+                                 // plain trade ids, NOT aggTrade ids — never compare them with `a`
 };
 
 // Binance interval names and their lengths. Fixed-length intervals only: 1M (calendar month) has
