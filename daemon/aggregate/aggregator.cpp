@@ -15,6 +15,15 @@ std::int64_t system_wall_ns() {
 
 namespace {
 
+// Binance quantities have at most 8 decimals. Summing their nearest doubles drifts (0.1 + 0.2
+// prints as 0.30000000000000004); snapping each sum to 1e-8 keeps it the nearest double of the
+// exact decimal sum, as long as sum * 1e8 stays below 2^53 (sums up to 9e7 units). Larger sums
+// (e.g. a week of a meme coin's quantity) are left as plain sums: there 1e-8 is below one ulp.
+void add_decimal8(double& acc, double v) {
+  const double sum = acc + v;
+  acc = std::fabs(sum) < 9.0e7 ? std::round(sum * 1e8) / 1e8 : sum;
+}
+
 Bar flat_bar(std::int64_t open_ms, double price, std::uint32_t flags, std::int64_t now_ns) {
   Bar b{};
   b.open_time_ms = open_ms;
@@ -44,11 +53,11 @@ void merge(Bar& b, const Trade& t) {
       b.first_trade_id = t.id;
     }
   }
-  b.volume += t.qty;
-  b.quote_volume += t.price * t.qty;
+  add_decimal8(b.volume, t.qty);
+  add_decimal8(b.quote_volume, t.price * t.qty);
   if (!t.buyer_is_maker) {
-    b.taker_buy_volume += t.qty;
-    b.taker_buy_quote_volume += t.price * t.qty;
+    add_decimal8(b.taker_buy_volume, t.qty);
+    add_decimal8(b.taker_buy_quote_volume, t.price * t.qty);
   }
   ++b.trade_count;
 }
