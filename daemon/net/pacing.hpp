@@ -73,6 +73,7 @@ class WeightBudget {
   // The header is the exchange's own count: it replaces our estimate for that window.
   void on_used_header(std::int64_t now_ms, int used);
   int used(std::int64_t now_ms) const;
+  void set_budget(int budget) { options_.budget = budget; }  // SIGHUP reload
 
  private:
   std::int64_t window_of(std::int64_t now_ms) const;

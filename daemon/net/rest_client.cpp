@@ -114,7 +114,13 @@ struct RestClient::Impl : std::enable_shared_from_this<Impl> {
     const std::int64_t budget_ms = budget.delay_ms(exchange_ms(), r.weight);
     if (budget_ms > 0) ++stats.budget_waits;
     wait_ns = std::max(wait_ns, budget_ms * 1'000'000);
-    if (wait_ns <= 0) return send();
+    if (wait_ns <= 0) {
+      // Counted here, not on write: a try that never gets a connection (refused, unresolvable)
+      // is an attempt too, or an unreachable host would be retried forever.
+      ++r.result.attempts;
+      ++stats.attempts;
+      return send();
+    }
     delay_timer.expires_after(std::chrono::nanoseconds(wait_ns));
     delay_timer.async_wait([self = shared_from_this()](error_code ec) {
       if (!ec && !self->stopped) self->wait_then_send();  // re-check: a ban may have started
@@ -155,8 +161,6 @@ struct RestClient::Impl : std::enable_shared_from_this<Impl> {
 
   void write() {
     Request& r = queue.front();
-    ++r.result.attempts;
-    ++stats.attempts;
     budget.on_sent(exchange_ms(), r.weight);
     wire_request = {http::verb::get, r.target, 11};
     wire_request.set(http::field::host, host_header);
@@ -190,7 +194,6 @@ struct RestClient::Impl : std::enable_shared_from_this<Impl> {
     // is not the request's fault, so it gets one immediate retry on a fresh connection.
     if (reused_and_silent && !r.stale_retry_used && ec != beast::error::timeout) {
       r.stale_retry_used = true;
-      --r.result.attempts;
       return send();
     }
     RestError kind = RestError::network;
@@ -316,6 +319,7 @@ RestResponse RestClient::get_blocking(std::string target, int weight) {
 }
 
 void RestClient::set_clock_offset_ns(std::int64_t offset_ns) { impl_->clock_offset_ns = offset_ns; }
+void RestClient::set_weight_budget(int budget) { impl_->budget.set_budget(budget); }
 std::int64_t RestClient::banned_until_ns() const {
   return impl_->banned_until_ns > realtime_ns() ? impl_->banned_until_ns : 0;
 }

@@ -83,6 +83,7 @@ class RestClient {
   RestResponse get_blocking(std::string target, int weight);
 
   // Exchange clock = local wall clock + offset; aligns the weight windows with the exchange's.
+  void set_weight_budget(int budget);  // takes effect for the next request
   void set_clock_offset_ns(std::int64_t offset_ns);
   // Wall-clock ns until which a 418 holds every request; 0 = not banned.
   std::int64_t banned_until_ns() const;
