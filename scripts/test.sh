@@ -15,6 +15,8 @@ configure_and_build "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMDSHM_WERR
 echo "== build took $(( $(date +%s) - start )) s"
 
 labels="${TEST_LABELS:-.}"
+# The daemon is wired to sd_notify: a silent one must fail service_e2e, not be skipped.
+export MDSHM_EXPECT_SD_NOTIFY=1
 cd "$root/build"
 # Unit and e2e suites in parallel; the stress suites alone, since they load both cores themselves.
 echo "== ctest: unit, e2e"

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <iostream>
 #include <memory>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -14,17 +16,30 @@
 
 #include "aggregate/aggregator.hpp"
 #include "aggregate/segment_sink.hpp"
+#include "feed/binance_feed.hpp"
+#include "feed/bounded_log.hpp"
+#include "feed/store_sink.hpp"
+#include "store/history_store.hpp"
 #include "publish/publisher.hpp"
 #include "source/synthetic.hpp"
+#include "app/reload.hpp"
+#include "metrics/exposition.hpp"
+#include "metrics/http_exporter.hpp"
+#include "service/service_notifier.hpp"
 
 namespace mdshm::app {
 
 namespace {
 
+using feed::BoundedLog;
+using feed::mono_ns;
+
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
 static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
 
 extern "C" void on_stop_signal(int) { g_stop.store(true, std::memory_order_relaxed); }
+extern "C" void on_reload_signal(int) { g_reload.store(true, std::memory_order_relaxed); }
 
 void install_signal_handlers() {
   struct sigaction sa {};
@@ -32,39 +47,11 @@ void install_signal_handlers() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  struct sigaction hup {};
+  hup.sa_handler = on_reload_signal;
+  sigemptyset(&hup.sa_mask);
+  sigaction(SIGHUP, &hup, nullptr);
 }
-
-std::int64_t mono_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-// At most `per_window` lines per 10 s per kind of problem, then one line saying how many were
-// suppressed: bad input must never flood the log. Hand-written because spdlog 1.10 has no rate
-// limiting of its own.
-class BoundedLog {
- public:
-  explicit BoundedLog(std::string what, int per_window = 5) : what_(std::move(what)), per_window_(per_window) {}
-  template <class... Args>
-  void warn(fmt::format_string<Args...> f, Args&&... args) {
-    const auto now = mono_ns();
-    if (now - window_start_ > 10'000'000'000) {
-      if (suppressed_) spdlog::warn("{}: {} more suppressed in the last 10 s", what_, suppressed_);
-      window_start_ = now;
-      in_window_ = suppressed_ = 0;
-    }
-    if (in_window_++ < per_window_) spdlog::warn(f, std::forward<Args>(args)...);
-    else ++suppressed_;
-  }
-
- private:
-  std::string what_;
-  int per_window_;
-  std::int64_t window_start_ = 0;
-  int in_window_ = 0;
-  std::uint64_t suppressed_ = 0;
-};
 
 // Routes a source's output to the aggregator of each symbol.
 class Router final : public source::TradeHandler {
@@ -112,57 +99,66 @@ void log_from_publisher(publish::LogLevel l, std::string_view m) {
 
 }  // namespace
 
-int run_daemon(const config::Config& cfg, const std::atomic<bool>& stop) {
-  if (cfg.source.kind == config::SourceKind::binance) {
-    spdlog::error("source.kind = \"binance\": the Binance feed is not implemented yet; "
-                  "run the synthetic source (config/synthetic.toml)");
-    return kExitConfig;
-  }
+namespace {
 
-  publish::PublisherOptions popt;
-  popt.segments.shm_dir = cfg.shm.dir;
-  popt.segments.instance = cfg.daemon.instance;
-  popt.segments.mode = cfg.shm.mode;
-  if (!cfg.shm.group.empty()) {
-    const auto gid = group_id(cfg.shm.group);
-    if (!gid) {
-      spdlog::error("shm.group: no such group '{}'", cfg.shm.group);
-      return kExitConfig;
+store::FsyncPolicy store_policy(config::FsyncPolicy p) {
+  switch (p) {
+    case config::FsyncPolicy::never: return store::FsyncPolicy::never;
+    case config::FsyncPolicy::always: return store::FsyncPolicy::always;
+    case config::FsyncPolicy::interval: break;
+  }
+  return store::FsyncPolicy::interval;
+}
+
+// The history store of each series (null where none is configured or it cannot be opened: the
+// series then runs without one, which the log says).
+std::vector<std::unique_ptr<store::HistoryStore>> open_stores(const config::Config& cfg) {
+  std::vector<std::unique_ptr<store::HistoryStore>> out;
+  for (const auto& s : cfg.series) {
+    if (cfg.store.dir.empty()) {
+      out.emplace_back();
+      continue;
     }
-    popt.segments.group = *gid;
+    store::StoreOptions o;
+    o.dir = cfg.store.dir;
+    o.instance = cfg.daemon.instance;
+    o.series = {s.id, s.symbol, s.interval_s};
+    o.capacity = s.capacity;
+    o.fsync = store_policy(cfg.store.fsync);
+    o.fsync_interval = std::chrono::milliseconds(cfg.store.fsync_interval_ms);
+    o.on_mismatch = store::MismatchPolicy::move_aside;
+    try {
+      auto st = std::make_unique<store::HistoryStore>(store::HistoryStore::open(o));
+      for (const auto& n : st->notes()) spdlog::warn("{}: history store: {}", s.id, n);
+      spdlog::info("{}: history store {}: {} bar(s)", s.id, st->path(), st->loaded().size());
+      out.push_back(std::move(st));
+    } catch (const store::StoreError& e) {
+      spdlog::error("{}: history store unusable, running without it: {}", s.id, e.what());
+      out.emplace_back();
+    }
   }
-  popt.lock_path = cfg.shm.lock_file;
-  popt.log = &log_from_publisher;
+  return out;
+}
 
-  std::vector<publish::SeriesSpec> specs;
-  for (const auto& s : cfg.series) specs.push_back({s.id, s.symbol, s.interval_s, s.capacity});
+// What the main loops share besides the configuration: the service manager and SIGHUP.
+struct Runtime {
+  service::ServiceNotifier notifier;
+  std::string config_path;
+  std::string instance_override;
+  config::Config live;  // the running configuration; SIGHUP updates the reloadable parts
 
-  std::unique_ptr<publish::Publisher> pub;
-  try {
-    pub = std::make_unique<publish::Publisher>(popt, specs);
-  } catch (const publish::WriterLockHeld& e) {
-    spdlog::error("another mdshmd (pid {}) already serves instance '{}' ({})", e.holder_pid, cfg.daemon.instance,
-                  e.what());
-    return kExitLockHeld;
-  } catch (const std::exception& e) {
-    spdlog::error("cannot publish instance '{}': {}", cfg.daemon.instance, e.what());
-    return kExitRuntime;
+  void maybe_reload(const ReloadHooks& hooks) {
+    if (!g_reload.exchange(false, std::memory_order_relaxed)) return;
+    if (config_path.empty()) return;
+    notifier.reloading("reloading configuration");
+    reload_config(config_path, instance_override, live, hooks);
+    notifier.ready("configuration reloaded");
   }
+};
 
-  // One sink per series, one aggregator per symbol holding all of that symbol's intervals.
-  const auto symbols = cfg.symbols();
-  std::vector<std::unique_ptr<aggregate::SegmentSink>> sinks;
-  std::vector<aggregate::SymbolAggregator> aggs;
-  for (const auto& sym : symbols) aggs.emplace_back(sym);
-  for (std::size_t i = 0; i < cfg.series.size(); ++i) {
-    const auto& s = cfg.series[i];
-    sinks.push_back(std::make_unique<aggregate::SegmentSink>(pub->at(i)));
-    const auto sym = std::find(symbols.begin(), symbols.end(), s.symbol) - symbols.begin();
-    aggs[static_cast<std::size_t>(sym)].add_interval(s.interval_s, *sinks.back(), s.capacity);
-  }
+int run_synthetic(const config::Config& cfg, std::vector<aggregate::SymbolAggregator>& aggs,
+                  const std::atomic<bool>& stop, Runtime& rt) {
   for (auto& a : aggs) a.restore();
-
-  // The trade source. The Binance feed goes here, next to the synthetic one, when it lands.
   std::unique_ptr<source::TradeSource> src;
   {
     const auto& syn = cfg.source.synthetic;
@@ -185,9 +181,13 @@ int run_daemon(const config::Config& cfg, const std::atomic<bool>& stop) {
   std::int64_t last_advance = 0, last_status = mono_ns();
   std::uint64_t trades_at_status = 0;
   spdlog::info("mdshmd running: instance '{}', {} series", cfg.daemon.instance, cfg.series.size());
+  rt.notifier.ready(fmt::format("serving {} series (synthetic source)", cfg.series.size()));
+  service::WatchdogPacer watchdog(rt.notifier);
   while (!stop.load(std::memory_order_relaxed)) {
     src->poll(router, kAdvanceEveryNs);
     const auto now = mono_ns();
+    watchdog.tick(now);
+    rt.maybe_reload({});
     if (now - last_advance >= kAdvanceEveryNs) {
       const std::int64_t wall_ms = aggregate::system_wall_ns() / 1'000'000;
       for (auto& a : aggs) a.advance_to(wall_ms);
@@ -200,7 +200,149 @@ int run_daemon(const config::Config& cfg, const std::atomic<bool>& stop) {
     }
   }
   spdlog::info("stopping: {} trades aggregated", router.trades);
-  return kExitOk;  // ~Publisher stops its threads and releases the lock; segments stay for readers
+  rt.notifier.stopping("stopping: flushing the history store");
+  return kExitOk;
+}
+
+int run_binance(const config::Config& cfg, std::vector<aggregate::SymbolAggregator>& aggs,
+                std::vector<std::unique_ptr<feed::StoreSink>>& sinks, const std::atomic<bool>& stop, Runtime& rt) {
+  const auto symbols = cfg.symbols();
+  std::vector<feed::FeedSeries> fseries;
+  for (std::size_t i = 0; i < cfg.series.size(); ++i) {
+    const auto& s = cfg.series[i];
+    feed::FeedSeries f;
+    f.id = s.id;
+    f.symbol = static_cast<std::size_t>(std::find(symbols.begin(), symbols.end(), s.symbol) - symbols.begin());
+    f.interval_s = s.interval_s;
+    f.capacity = s.capacity;
+    f.backfill = cfg.binance.backfill && s.backfill;
+    f.backfill_depth = s.backfill_depth.value_or(0);
+    f.sink = sinks[i].get();
+    fseries.push_back(std::move(f));
+  }
+  feed::FeedOptions fo;
+  fo.ws_url = cfg.binance.ws_url;
+  fo.rest_url = cfg.binance.rest_url;
+  fo.ca_file = cfg.binance.ca_file;
+  fo.stall_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(cfg.binance.watchdog_s * 1000));
+  fo.rest_weight_budget = static_cast<int>(cfg.binance.rest_weight_budget);
+  fo.record_path = cfg.binance.record;
+
+  boost::asio::io_context ioc;
+  auto work = boost::asio::make_work_guard(ioc);
+  int rc = kExitOk;
+  {
+    feed::BinanceFeed feed(ioc, fo, aggs, std::move(fseries));
+    rt.notifier.status("backfilling from " + cfg.binance.rest_url);
+    if (auto err = feed.start(); !err.empty()) {
+      spdlog::error("Binance feed: {}", err);
+      feed.stop();
+      return kExitRuntime;
+    }
+    spdlog::info("mdshmd running: instance '{}', {} series from {}", cfg.daemon.instance, cfg.series.size(),
+                 cfg.binance.ws_url);
+    // Handlers run inside run_for; tick() (bars closing on time, long-gap refills, store syncs)
+    // runs between slices, so it may block on REST without running inside a handler.
+    constexpr auto kSlice = std::chrono::milliseconds(20);
+    // READY only now: segments are up and backfill is done, as the unit's Type=notify promises.
+    rt.notifier.ready(fmt::format("serving {} series from {}", cfg.series.size(), cfg.binance.ws_url));
+    service::WatchdogPacer watchdog(rt.notifier);
+    const ReloadHooks hooks{[&feed](int budget) { feed.set_rest_weight_budget(budget); }};
+    while (!stop.load(std::memory_order_relaxed)) {
+      ioc.run_for(kSlice);
+      feed.tick();
+      watchdog.tick(mono_ns());
+      rt.maybe_reload(hooks);
+    }
+    spdlog::info("stopping");
+    rt.notifier.stopping("stopping: closing the feed, flushing the history store");
+    feed.stop();
+    work.reset();
+    ioc.run_for(std::chrono::milliseconds(200));  // let cancelled operations finish harmlessly
+  }
+  return rc;
+}
+
+}  // namespace
+
+namespace {
+int serve(const config::Config& cfg, const std::atomic<bool>& stop, Runtime& rt) {
+  publish::PublisherOptions popt;
+  popt.segments.shm_dir = cfg.shm.dir;
+  popt.segments.instance = cfg.daemon.instance;
+  popt.segments.mode = cfg.shm.mode;
+  if (!cfg.shm.group.empty()) {
+    const auto gid = group_id(cfg.shm.group);
+    if (!gid) {
+      spdlog::error("shm.group: no such group '{}'", cfg.shm.group);
+      return kExitConfig;
+    }
+    popt.segments.group = *gid;
+  }
+  popt.lock_path = cfg.shm.lock_file;
+  popt.log = &log_from_publisher;
+
+  std::vector<publish::SeriesSpec> specs;
+  for (const auto& s : cfg.series) specs.push_back({s.id, s.symbol, s.interval_s, s.capacity});
+
+  rt.notifier.status("opening segments");
+  std::unique_ptr<publish::Publisher> pub;
+  try {
+    pub = std::make_unique<publish::Publisher>(popt, specs);
+  } catch (const publish::WriterLockHeld& e) {
+    spdlog::error("another mdshmd (pid {}) already serves instance '{}' ({})", e.holder_pid, cfg.daemon.instance,
+                  e.what());
+    return kExitLockHeld;
+  } catch (const std::exception& e) {
+    spdlog::error("cannot publish instance '{}': {}", cfg.daemon.instance, e.what());
+    return kExitRuntime;
+  }
+
+  // One sink per series (segment + history store), one aggregator per symbol holding all of that
+  // symbol's intervals.
+  auto stores = open_stores(cfg);
+  const auto symbols = cfg.symbols();
+  std::vector<std::unique_ptr<feed::StoreSink>> sinks;
+  std::vector<aggregate::SymbolAggregator> aggs;
+  for (const auto& sym : symbols) aggs.emplace_back(sym);
+  for (std::size_t i = 0; i < cfg.series.size(); ++i) {
+    const auto& s = cfg.series[i];
+    auto log_store_error = [id = s.id, log = std::make_shared<BoundedLog>("store errors")](const std::string& m) {
+      log->warn("{}: history store append failed: {}", id, m);
+    };
+    sinks.push_back(std::make_unique<feed::StoreSink>(pub->at(i), stores[i].get(), log_store_error));
+    const auto sym = std::find(symbols.begin(), symbols.end(), s.symbol) - symbols.begin();
+    aggs[static_cast<std::size_t>(sym)].add_interval(s.interval_s, *sinks.back(), s.capacity);
+  }
+
+  // Declared after pub, so it is destroyed (its thread joined) before the segments it renders.
+  std::unique_ptr<metrics::MetricsExporter> exporter;
+  if (!cfg.metrics.listen.empty()) {
+    const OpenOptions registry{cfg.daemon.instance, cfg.shm.dir};
+    try {
+      exporter = std::make_unique<metrics::MetricsExporter>(
+          cfg.metrics.listen, [&pub, registry] { return metrics::render_metrics(*pub, registry); });
+      spdlog::info("metrics: http://{}/metrics", cfg.metrics.listen);
+    } catch (const std::exception& e) {
+      spdlog::error("metrics.listen: {}", e.what());
+      return kExitConfig;
+    }
+  }
+
+  int rc = cfg.source.kind == config::SourceKind::binance ? run_binance(cfg, aggs, sinks, stop, rt)
+                                                          : run_synthetic(cfg, aggs, stop, rt);
+  for (std::size_t i = 0; i < stores.size(); ++i)
+    if (stores[i]) {
+      if (auto r = stores[i]->flush(); !r.ok()) spdlog::error("{}: history store flush: {}", cfg.series[i].id, r.message);
+    }
+  return rc;  // ~Publisher stops its threads and releases the lock; segments stay for readers
+}
+}  // namespace
+
+int run_daemon(const config::Config& cfg, const std::atomic<bool>& stop) {
+  Runtime rt;  // no config file behind it: SIGHUP re-reads nothing
+  rt.live = cfg;
+  return serve(cfg, stop, rt);
 }
 
 int run_main(int argc, char** argv) {
@@ -210,6 +352,10 @@ int run_main(int argc, char** argv) {
   cli.add_option("--config", config_path, "TOML configuration file")->required();
   cli.add_option("--instance", instance, "instance name (overrides daemon.instance)");
   cli.add_flag("--check-config", check_only, "validate the configuration and exit (0 ok, 2 bad)");
+  std::string record;
+  cli.add_option("--record", record,
+                 "append every WebSocket frame received to FILE as '<receive-time>: <frame>' lines "
+                 "(the format mdshm-sim --replay reads); overrides binance.record");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -226,6 +372,7 @@ int run_main(int argc, char** argv) {
     std::cerr << config_path << ": " << result.errors.size() << " problem(s); not started\n";
     return kExitConfig;
   }
+  if (!record.empty()) result.config.binance.record = record;
   const auto& cfg = result.config;
   if (check_only) {
     std::cout << config_path << ": ok (instance '" << cfg.daemon.instance << "', " << cfg.series.size()
@@ -238,8 +385,12 @@ int run_main(int argc, char** argv) {
   spdlog::set_level(level_of(cfg.daemon.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%P] %v");
   install_signal_handlers();
+  Runtime rt;
+  rt.config_path = config_path;
+  rt.instance_override = instance;
+  rt.live = cfg;
   try {
-    return run_daemon(cfg, g_stop);
+    return serve(cfg, g_stop, rt);
   } catch (const std::exception& e) {
     spdlog::critical("fatal: {}", e.what());
     return kExitRuntime;

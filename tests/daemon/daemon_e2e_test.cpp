@@ -237,13 +237,46 @@ TEST_CASE("bad configurations exit 2 naming key and line; --check-config") {
   CHECK(ok.wait_exit() == 0);
   CHECK(ok.stderr_text().find("ok") != std::string::npos);
 
-  Proc live = spawn(inst, {"--config", inst.write_config("[daemon]\ninstance = \"" + inst.name + "\"\n", "live.toml")}, "live");
-  CHECK(live.wait_exit() == 2);
-  CHECK(live.stderr_text().find("not implemented") != std::string::npos);
-  CHECK_FALSE(fs::exists(inst.segment("eth_ticks")));
+  // The live source with an exchange that cannot be reached: a clear runtime error (exit 1)
+  // naming what it tried, not a hang and not a crash.
+  Proc live = spawn(inst, {"--config", inst.write_config("[daemon]\ninstance = \"" + inst.name +
+                                                             "\"\n[binance]\nrest_url = \"https://127.0.0.1:1\"\n"
+                                                             "ws_url = \"wss://127.0.0.1:1\"\n", "live.toml")}, "live");
+  CHECK(live.wait_exit(30000ms) == 1);
+  CHECK(live.stderr_text().find("127.0.0.1:1") != std::string::npos);
 
   Proc nofile = spawn(inst, {"--config", (inst.dir / "missing.toml").string()}, "nofile");
   CHECK(nofile.wait_exit() == 2);
   Proc noarg = spawn(inst, {}, "noarg");
   CHECK(noarg.wait_exit() == 2);
+}
+
+TEST_CASE("SIGHUP reloads the log level and says what needs a restart") {
+  Instance inst("hup");
+  const std::string head = "[daemon]\ninstance = \"" + inst.name + "\"\nlog_level = \"%s\"\n[source]\nkind = \"synthetic\"\n"
+                           "[[series]]\nid = \"x_1s\"\nsymbol = \"XUSDT\"\ninterval = \"1s\"\ncapacity = %d\n";
+  auto cfg_text = [&](const char* level, int capacity) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf, head.c_str(), level, capacity);
+    return std::string(buf);
+  };
+  const auto cfg = inst.write_config(cfg_text("info", 10), "hup.toml");
+  Proc d = spawn(inst, {"--config", cfg}, "hup");
+  REQUIRE(wait_for([&] { return SegmentView(inst.segment("x_1s")).problem() == HeaderProblem::none; }, 5000ms));
+
+  inst.write_config(cfg_text("debug", 20), "hup.toml");  // same path, new content
+  REQUIRE(kill(d.pid, SIGHUP) == 0);
+  CHECK(wait_for([&] { return d.stderr_text().find("reloaded") != std::string::npos; }, 5000ms));
+  const auto log = d.stderr_text();
+  INFO(log);
+  CHECK(log.find("SIGHUP: log level info -> debug") != std::string::npos);
+  CHECK(log.find("SIGHUP: series changed: needs a restart") != std::string::npos);
+
+  // A broken file is refused as a whole and the daemon keeps running.
+  inst.write_config("[daemon]\nlog_level = 42\n", "hup.toml");
+  REQUIRE(kill(d.pid, SIGHUP) == 0);
+  CHECK(wait_for([&] { return d.stderr_text().find("nothing reloaded") != std::string::npos; }, 5000ms));
+  CHECK(SegmentView(inst.segment("x_1s")).problem() == HeaderProblem::none);
+  REQUIRE(kill(d.pid, SIGTERM) == 0);
+  CHECK(d.wait_exit() == 0);
 }
