@@ -122,6 +122,7 @@ Status status_of(Series& s) {
   st.heartbeat_age_s = seconds_of(s.heartbeat_age());
   st.layout_major = load_field(h.layout_major);
   st.layout_minor = load_field(h.layout_minor);
+  st.exchange_offset_ms = exchange_offset_ms(h);
   st.has_latest = s.latest(st.latest, &st.latest_index) == Errc::ok;
   return st;
 }
@@ -161,7 +162,8 @@ void judge(const Segment& seg, const Status* st, double max_age_s, std::int64_t 
   // The bar in progress must cover now: bars close on time even without trades, so a newest bar
   // whose interval ended more than max_age ago means the series stopped (a 1d series included).
   const std::int64_t bar_end = st->latest.open_time_ms + std::int64_t{st->interval_s} * 1000;
-  const double behind_s = static_cast<double>(now - bar_end) / 1000.0;
+  // On the source's clock: a replay of 2022 data is current when its bars follow the replay.
+  const double behind_s = static_cast<double>(now + st->exchange_offset_ms - bar_end) / 1000.0;
   if (behind_s > max_age_s)
     add(Health::stale, fmt::format("newest bar opened {}; its interval ended {} ago", iso_time_ms(st->latest.open_time_ms),
                                    age_text(behind_s)));

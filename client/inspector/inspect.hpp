@@ -44,6 +44,7 @@ struct Status {
   WriterState writer = WriterState::dead;
   double update_age_s = 0, heartbeat_age_s = 0;
   std::uint16_t layout_major = 0, layout_minor = 0;
+  std::int64_t exchange_offset_ms = 0;  // the writer's source clock minus local wall clock
   bool has_latest = false;
   Bar latest{};
   std::uint64_t latest_index = 0;

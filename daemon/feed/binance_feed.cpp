@@ -543,7 +543,9 @@ struct BinanceFeed::Impl {
     if (unknown_events) for_all_series(Stat::unknown_events, unknown_events);
     unattributed_frames = parse_errors = rejected = unknown_events = 0;
     const auto& rs = rest->stats();
+    const auto offset_ms = static_cast<std::uint64_t>(clock.offset_ns() / 1'000'000);
     for (auto& fs : series) {
+      fs.sink->writer().set_stat(Stat::exchange_offset_ms, offset_ms);
       fs.sink->writer().set_stat(Stat::rest_requests, rs.requests);
       if (rs.last_used_weight >= 0) fs.sink->writer().set_stat(Stat::rest_weight_used, static_cast<std::uint64_t>(rs.last_used_weight));
     }

@@ -36,6 +36,7 @@ constexpr std::string_view kStatHelp[] = {
     "Event to publish latency samples",
     "Event to publish latency total, nanoseconds",
     "Largest event to publish latency seen, seconds",
+    "Source clock minus local wall clock, milliseconds",
 };
 static_assert(std::size(kStatHelp) == std::size(kStatNames));
 
@@ -100,6 +101,8 @@ void render_stats(Exposition& x, const std::vector<SeriesView>& series) {
     std::string_view type = "counter";
     if (s == Stat::rest_weight_used) {
       type = "gauge";
+    } else if (s == Stat::exchange_offset_ms) {
+      type = "gauge";  // signed: rendered below from the two's complement
     } else if (s == Stat::latency_max_ns) {
       name = "mdshm_event_publish_latency_max_seconds";
       type = "gauge";
@@ -109,7 +112,9 @@ void render_stats(Exposition& x, const std::vector<SeriesView>& series) {
     x.family(name, type, kStatHelp[i]);
     for (const auto& v : series) {
       const auto raw = stat_of(*v.h, s);
-      x.sample(name, v.labels, s == Stat::latency_max_ns ? number(seconds(raw)) : number(raw));
+      if (s == Stat::latency_max_ns) x.sample(name, v.labels, number(seconds(raw)));
+      else if (s == Stat::exchange_offset_ms) x.sample(name, v.labels, std::to_string(static_cast<std::int64_t>(raw)));
+      else x.sample(name, v.labels, number(raw));
     }
   }
 }

@@ -38,7 +38,7 @@ namespace mdshm {
 // minor (they ignore what they do not know). The layout hash below catches a forgotten bump.
 inline constexpr std::uint64_t kMagic = 0x4745534D4853444DULL;  // the bytes "MDSHMSEG" on little-endian
 inline constexpr std::uint16_t kLayoutMajor = 1;
-inline constexpr std::uint16_t kLayoutMinor = 0;
+inline constexpr std::uint16_t kLayoutMinor = 1;  // 1.1: Stat::exchange_offset_ms
 inline constexpr std::uint32_t kEndianTag = 0x01020304u;  // stored natively; reads back equal iff same endianness
 
 enum class Arch : std::uint32_t { unknown = 0, x86_64 = 1, aarch64 = 2 };
@@ -137,6 +137,7 @@ enum class Stat : std::uint32_t {
   latency_count,      // event -> publish latency samples (see histogram)
   latency_sum_ns,
   latency_max_ns,
+  exchange_offset_ms,   // the source's clock minus the local wall clock, ms, two's complement (1.1)
   count_                // keep last
 };
 inline constexpr std::size_t kStatSlots = 32;
@@ -148,7 +149,7 @@ inline constexpr std::string_view kStatNames[] = {
     "rejected_values",  "duplicate_trades", "out_of_order",    "reconcile_checks",
     "reconcile_diffs",  "not_repaired_bars", "store_hits",     "store_misses",
     "rest_requests",    "rest_weight_used", "unknown_events",  "latency_count",
-    "latency_sum_ns",   "latency_max_ns",
+    "latency_sum_ns",   "latency_max_ns",   "exchange_offset_ms",
 };
 static_assert(std::size(kStatNames) == static_cast<std::size_t>(Stat::count_));
 
@@ -433,6 +434,13 @@ inline HeaderProblem validate_header(const void* base, std::uint64_t file_size) 
       h.symbol[kSymbolLen - 1] != '\0' || field_string(h.symbol, kSymbolLen).empty())
     return HeaderProblem::bad_names;
   return HeaderProblem::none;
+}
+
+// The source's clock ("now" on the exchange) as the writer knows it: local wall clock + offset.
+// Bars are aligned to it, so freshness checks compare bar times with it, not with local time
+// (they differ a lot when a simulator replays 2022 data, and a little on a live feed).
+inline std::int64_t exchange_offset_ms(const SegmentHeader& h) {
+  return static_cast<std::int64_t>(load_field(h.stats[static_cast<std::size_t>(Stat::exchange_offset_ms)]));
 }
 
 inline const BarSlot* ring_of(const SegmentHeader* h) {
