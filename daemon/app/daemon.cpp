@@ -227,6 +227,7 @@ int run_binance(const config::Config& cfg, std::vector<aggregate::SymbolAggregat
   fo.stall_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(cfg.binance.watchdog_s * 1000));
   fo.rest_weight_budget = static_cast<int>(cfg.binance.rest_weight_budget);
   fo.record_path = cfg.binance.record;
+  fo.abort = &stop;
 
   boost::asio::io_context ioc;
   auto work = boost::asio::make_work_guard(ioc);
@@ -235,6 +236,12 @@ int run_binance(const config::Config& cfg, std::vector<aggregate::SymbolAggregat
     feed::BinanceFeed feed(ioc, fo, aggs, std::move(fseries));
     rt.notifier.status("backfilling from " + cfg.binance.rest_url);
     if (auto err = feed.start(); !err.empty()) {
+      if (stop.load()) {  // SIGTERM/SIGINT during clock sync or backfill: a clean stop, not a failure
+        spdlog::info("stopped during startup ({})", err);
+        rt.notifier.stopping("stopped during startup");
+        feed.stop();
+        return kExitOk;
+      }
       spdlog::error("Binance feed: {}", err);
       feed.stop();
       return kExitRuntime;

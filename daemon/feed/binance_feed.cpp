@@ -80,6 +80,7 @@ struct BinanceFeed::Impl {
     ro.tls.ca_file = opt.ca_file;
     ro.weight.budget = opt.rest_weight_budget;
     rest = std::make_unique<net::RestClient>(ioc, ro);
+    rest->set_abort(opt.abort);
     for (std::size_t i = 0; i < aggs.size(); ++i) {
       SymbolState st;
       st.name = aggs[i].symbol();

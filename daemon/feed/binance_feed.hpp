@@ -17,6 +17,8 @@
 //             2022 at --speed) and trade times; tick() closes bars when it passes their end.
 #pragma once
 
+#include <atomic>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -57,6 +59,8 @@ struct FeedOptions {
   std::chrono::milliseconds max_trade_repair{15 * 60'000};  // exchange time; longer gaps use klines
   std::size_t max_held_events = 2'000'000;
   bool connect_ws = true;  // false: no WebSocket (benchmarks feed frames through handle_frame)
+  // Set by SIGTERM: blocking startup requests (clock, backfill) give up within 100 ms of it.
+  const std::atomic<bool>* abort = nullptr;
 };
 
 class BinanceFeed {

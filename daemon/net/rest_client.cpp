@@ -309,7 +309,15 @@ RestResponse RestClient::get_blocking(std::string target, int weight) {
   std::optional<RestResponse> out;
   get(std::move(target), weight, [&out](RestResponse r) { out = std::move(r); });
   if (impl_->ioc.stopped()) impl_->ioc.restart();
-  while (!out && impl_->ioc.run_one()) {
+  while (!out && !impl_->ioc.stopped()) {
+    if (abort_ && abort_->load(std::memory_order_relaxed)) {
+      impl_->stop();
+      RestResponse r;
+      r.error = RestError::stopped;
+      r.message = "stopped while waiting for the response";
+      return r;
+    }
+    impl_->ioc.run_one_for(std::chrono::milliseconds(100));
   }
   if (out) return std::move(*out);
   RestResponse r;
@@ -320,6 +328,7 @@ RestResponse RestClient::get_blocking(std::string target, int weight) {
 
 void RestClient::set_clock_offset_ns(std::int64_t offset_ns) { impl_->clock_offset_ns = offset_ns; }
 void RestClient::set_weight_budget(int budget) { impl_->budget.set_budget(budget); }
+void RestClient::set_abort(const std::atomic<bool>* flag) { abort_ = flag; }
 std::int64_t RestClient::banned_until_ns() const {
   return impl_->banned_until_ns > realtime_ns() ? impl_->banned_until_ns : 0;
 }

@@ -3,6 +3,8 @@
 // 5xx, timeouts and truncated bodies a bounded number of times. No Beast in this header.
 #pragma once
 
+#include <atomic>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -84,6 +86,8 @@ class RestClient {
 
   // Exchange clock = local wall clock + offset; aligns the weight windows with the exchange's.
   void set_weight_budget(int budget);  // takes effect for the next request
+  // get_blocking() returns `stopped` within ~100 ms once *flag is true (SIGTERM during startup).
+  void set_abort(const std::atomic<bool>* flag);
   void set_clock_offset_ns(std::int64_t offset_ns);
   // Wall-clock ns until which a 418 holds every request; 0 = not banned.
   std::int64_t banned_until_ns() const;
@@ -93,6 +97,7 @@ class RestClient {
  private:
   struct Impl;
   std::shared_ptr<Impl> impl_;
+  const std::atomic<bool>* abort_ = nullptr;
 };
 
 }  // namespace mdshm::net

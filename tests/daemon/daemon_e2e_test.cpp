@@ -5,7 +5,10 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <spawn.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -279,4 +282,28 @@ TEST_CASE("SIGHUP reloads the log level and says what needs a restart") {
   CHECK(SegmentView(inst.segment("x_1s")).problem() == HeaderProblem::none);
   REQUIRE(kill(d.pid, SIGTERM) == 0);
   CHECK(d.wait_exit() == 0);
+}
+
+TEST_CASE("SIGTERM while the exchange does not answer at startup stops the daemon at once") {
+  Instance inst("slow");
+  // A listener that never accepts: TCP connects (backlog), TLS never answers.
+  const int lsock = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(lsock, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(listen(lsock, 16) == 0);
+  socklen_t len = sizeof a;
+  getsockname(lsock, reinterpret_cast<sockaddr*>(&a), &len);
+  const std::string url = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  Proc d = spawn(inst, {"--config", inst.write_config("[daemon]\ninstance = \"" + inst.name + "\"\n[binance]\nrest_url = \"https://" +
+                                                          url + "\"\nws_url = \"wss://" + url + "\"\n", "slow.toml")}, "slow");
+  std::this_thread::sleep_for(1500ms);  // well inside the first request's timeout
+  REQUIRE(kill(d.pid, SIGTERM) == 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(d.wait_exit(5000ms) == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+  INFO(d.stderr_text());
+  CHECK(d.stderr_text().find("stopped during startup") != std::string::npos);
+  close(lsock);
 }
