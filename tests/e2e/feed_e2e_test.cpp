@@ -405,6 +405,33 @@ TEST_CASE("faults: drop, stall, id hole, duplicates, reordering, malformed frame
   CHECK(d.stop() == 0);
 }
 
+TEST_CASE("REST 500s, partial bodies and slow answers during backfill and repair are retried", "[e2e]") {
+  const auto csv = load_csv();
+  TempDir dir;
+  // From the start: the first two REST answers are 500, the next two are cut short, all are slow.
+  // Later an id hole forces a repair from REST aggTrades while a 500 is injected again.
+  Sim sim(dir,
+          "0 rest_slow 150\n"
+          "0 rest_error 500 2\n"
+          "0 rest_partial 2\n"
+          "4.0 rest_error 500 1\n"
+          "4.0 hole 25\n");
+  const auto shm = dir / "shm";
+  fs::create_directories(shm);
+  Daemon d(dir, config(dir, sim.port(), shm), "daemon");
+  std::this_thread::sleep_for(10s);
+  REQUIRE(d.alive());
+  const auto c = check_eth_1m(shm, csv);  // every closed bar equals the exchange's kline
+  CHECK(c.backfilled == 30);
+  CHECK(c.live >= 4);
+  check_ticks_sum(shm, csv, kStartMs, 10);
+  CHECK(stat(shm, "eth_1m", mdshm::Stat::gaps_repaired) >= 1);
+  CHECK(stat(shm, "eth_1m", mdshm::Stat::not_repaired_bars) == 0);
+  const auto log = slurp(dir / "requests.log");
+  CHECK(log.find(" 500 GET") != std::string::npos);
+  CHECK(d.stop() == 0);
+}
+
 TEST_CASE("restart with the history store fetches only the gap; 429 during backfill is honoured", "[e2e]") {
   const auto csv = load_csv();
   TempDir dir;
