@@ -54,6 +54,20 @@ ParseResult read_kline_row(od::array& row, Kline& k, std::int64_t& close_time_ms
   return {};
 }
 
+// A REST body is either the array asked for or Binance's {"code":…,"msg":…} error object.
+ParseResult open_rest_array(FrameParser::State& state, std::string_view body, od::document& doc, od::array& rows) {
+  MDSHM_PARSE_TRY(state.start(body, FrameParser::kMaxRestBytes, doc));
+  od::json_type type{};
+  if (auto e = doc.type().get(type)) return from_error(e, "body");
+  if (type == od::json_type::object) {
+    od::object obj;
+    if (auto e = doc.get_object().get(obj)) return from_error(e, "body");
+    return state.parse_api_error_object(obj);
+  }
+  if (auto e = doc.get_array().get(rows)) return from_error(e, "body (not an array)");
+  return {Status::ok, {}};
+}
+
 }  // namespace
 
 ParseResult FrameParser::parse_klines(std::string_view body, std::uint32_t interval_s, std::vector<Kline>& out,
@@ -61,16 +75,8 @@ ParseResult FrameParser::parse_klines(std::string_view body, std::uint32_t inter
   out.clear();
   if (interval_name(interval_s).empty()) return {Status::bad_value, "interval_s (not a Binance interval)"};
   od::document doc;
-  MDSHM_PARSE_TRY(state_->start(body, kMaxRestBytes, doc));
-  od::json_type type{};
-  if (auto e = doc.type().get(type)) return from_error(e, "body");
-  if (type == od::json_type::object) {
-    od::object obj;
-    if (auto e = doc.get_object().get(obj)) return from_error(e, "body");
-    return state_->parse_api_error_object(obj);
-  }
   od::array rows;
-  if (auto e = doc.get_array().get(rows)) return from_error(e, "body (not an array)");
+  MDSHM_PARSE_TRY(open_rest_array(*state_, body, doc, rows));
   for (auto element : rows) {
     od::array row;
     if (auto e = std::move(element).get_array().get(row)) return from_error(e, "klines[] (not an array)");
@@ -91,16 +97,8 @@ ParseResult FrameParser::parse_klines(std::string_view body, std::uint32_t inter
 ParseResult FrameParser::parse_agg_trades(std::string_view body, std::vector<Trade>& out) {
   out.clear();
   od::document doc;
-  MDSHM_PARSE_TRY(state_->start(body, kMaxRestBytes, doc));
-  od::json_type type{};
-  if (auto e = doc.type().get(type)) return from_error(e, "body");
-  if (type == od::json_type::object) {
-    od::object obj;
-    if (auto e = doc.get_object().get(obj)) return from_error(e, "body");
-    return state_->parse_api_error_object(obj);
-  }
   od::array rows;
-  if (auto e = doc.get_array().get(rows)) return from_error(e, "body (not an array)");
+  MDSHM_PARSE_TRY(open_rest_array(*state_, body, doc, rows));
   for (auto element : rows) {
     od::object obj;
     if (auto e = std::move(element).get_object().get(obj)) return from_error(e, "aggTrades[] (not an object)");
