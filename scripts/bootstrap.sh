@@ -7,7 +7,7 @@ packages=(
   g++ cmake ninja-build pkg-config git
   libboost-dev libboost-system-dev libssl-dev openssl ca-certificates
   libsimdjson-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev catch2
-  libsystemd-dev tmux procps
+  libsystemd-dev systemd tmux procps  # systemd: systemd-analyze verifies the unit in the tests
 )
 
 missing=()
