@@ -105,6 +105,9 @@ TEST_CASE("kill -9 of the writer: dead within 1 s, history intact after re-attac
     for (std::uint64_t i = head - 512; i < head; ++i) {
       Bar b{};
       const Errc e = s->read(i, b);
+      // The oldest bar may already be overwritten by a new bar whose head update the kill cut
+      // off: that is lapping, correctly reported.
+      if (e == Errc::lapped && i == head - 512) continue;
       if (e != Errc::ok) {
         CHECK(e == Errc::writer_dead);
         ++unreadable;
