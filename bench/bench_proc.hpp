@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "mdshm/client.hpp"
 #include "publish/publisher.hpp"
 
 namespace bench {

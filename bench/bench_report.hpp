@@ -20,7 +20,7 @@
 namespace bench {
 
 struct Stats {
-  double p50 = 0, p99 = 0, p999 = 0, mean = 0, max = 0;
+  double p50 = 0, p99 = 0, p999 = 0, mean = 0, max = 0, min = 0;
   std::size_t n = 0;
 };
 
@@ -35,6 +35,7 @@ inline Stats summarize(std::vector<double> v) {
   s.p99 = rank(0.99);
   s.p999 = rank(0.999);
   s.max = v.back();
+  s.min = v.front();
   double sum = 0;
   for (double x : v) sum += x;
   s.mean = sum / static_cast<double>(v.size());

@@ -62,7 +62,11 @@ UrlResult parse_url(std::string_view text) {
     r.url.port = static_cast<std::uint16_t>(port);
   }
   r.url.host = std::string(host);
-  r.url.target = target.front() == '?' ? "/" + std::string(target) : std::string(target);
+  // Built with append rather than "/" + string: GCC 12 at -O3 warns -Wrestrict on the operator+
+  // form (a false positive, GCC bug 105329), which -Werror would turn into a build failure.
+  r.url.target.clear();
+  if (target.front() == '?') r.url.target.push_back('/');
+  r.url.target.append(target);
   return r;
 }
 

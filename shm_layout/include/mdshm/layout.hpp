@@ -92,7 +92,8 @@ struct Bar {
   std::uint64_t trade_count;
   std::int64_t first_trade_id;   // -1 when unknown (backfilled from klines, empty bar)
   std::int64_t last_trade_id;    // -1 when unknown
-  std::int64_t update_wall_ns;   // CLOCK_REALTIME when the writer last wrote this bar
+  std::int64_t update_wall_ns;   // CLOCK_REALTIME when the daemon last changed this bar (applied
+                                 // the trade); publishing follows within the same call
   std::uint32_t flags;
   std::uint32_t reserved;
 };
