@@ -352,6 +352,19 @@ std::size_t line_count(const std::string& path) {
   return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
 }
 
+// The klines requests logged after line `before` of the simulator's request log all start at most
+// a minute before `since_ms`: history already on disk was not fetched again.
+void check_klines_fetched_only_since(const TempDir& dir, std::size_t before, std::int64_t since_ms,
+                                     bool expect_requests) {
+  const auto log = slurp(dir / "requests.log");
+  INFO(log);
+  for (const auto& iv : {"1m", "1s"}) {
+    const auto reqs = klines_requests(log, before, iv);
+    if (expect_requests) CHECK(!reqs.empty());
+    for (const auto& r : reqs) CHECK(param(r, "startTime") >= since_ms - kMinute);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("clean run: backfill, catch-up and live bars equal the exchange's klines", "[e2e]") {
@@ -460,14 +473,8 @@ TEST_CASE("restart with the history store fetches only the gap; 429 during backf
   CHECK(c.backfilled >= 1);  // the outage only
   CHECK(c.backfilled <= 6);
   CHECK(stat(shm2, "eth_1m", mdshm::Stat::store_hits) >= 20);
-  const auto log = slurp(dir / "requests.log");
-  for (const auto& iv : {"1m", "1s"}) {
-    const auto reqs = klines_requests(log, before, iv);
-    INFO(log);
-    CHECK(!reqs.empty());
-    for (const auto& r : reqs) CHECK(param(r, "startTime") >= stopped_at - kMinute);
-  }
-  CHECK(log.find(" 429 GET") != std::string::npos);
+  check_klines_fetched_only_since(dir, before, stopped_at, /*expect_requests=*/true);
+  CHECK(slurp(dir / "requests.log").find(" 429 GET") != std::string::npos);
   CHECK(d2.stop() == 0);
 }
 
@@ -495,8 +502,6 @@ TEST_CASE("kill -9 during store writes: the restart loses no closed bar", "[e2e]
   CHECK(c.from_store >= 20);
   check_ticks_sum(shm2, csv, kStartMs - 60'000);
   // Every bar closed before the kill came from disk: REST was asked only from the kill on.
-  const auto log = slurp(dir / "requests.log");
-  for (const auto& iv : {"1m", "1s"})
-    for (const auto& r : klines_requests(log, before, iv)) CHECK(param(r, "startTime") >= killed_at - kMinute);
+  check_klines_fetched_only_since(dir, before, killed_at, /*expect_requests=*/false);
   CHECK(d2.stop() == 0);
 }

@@ -78,8 +78,10 @@ std::optional<std::vector<std::string>> parse_stream_target(std::string_view tar
   return std::nullopt;
 }
 
-void append_agg_trade_json(std::string& out, const GenTrade& t) {
-  out += "{\"a\":";
+namespace {
+// The fields REST /api/v3/aggTrades and the aggTrade stream share, from "a" to "M".
+void append_agg_trade_fields(std::string& out, const GenTrade& t) {
+  out += "\"a\":";
   add_int(out, t.id);
   out += ",\"p\":";
   add_dec(out, t.price);
@@ -91,25 +93,22 @@ void append_agg_trade_json(std::string& out, const GenTrade& t) {
   add_int(out, t.id);
   out += ",\"T\":";
   add_int(out, t.time_ms);
-  out += t.buyer_is_maker ? ",\"m\":true,\"M\":true}" : ",\"m\":false,\"M\":true}";
+  out += t.buyer_is_maker ? ",\"m\":true,\"M\":true" : ",\"m\":false,\"M\":true";
+}
+}  // namespace
+
+void append_agg_trade_json(std::string& out, const GenTrade& t) {
+  out += '{';
+  append_agg_trade_fields(out, t);
+  out += '}';
 }
 
 std::string agg_trade_frame(const std::string& symbol, const GenTrade& t) {
   std::string out = "{\"stream\":\"" + lower(symbol) + "@aggTrade\",\"data\":{\"e\":\"aggTrade\",\"E\":";
   add_int(out, t.time_ms);
-  out += ",\"s\":\"" + symbol + "\",\"a\":";
-  add_int(out, t.id);
-  out += ",\"p\":";
-  add_dec(out, t.price);
-  out += ",\"q\":";
-  add_dec(out, t.qty);
-  out += ",\"f\":";
-  add_int(out, t.id);
-  out += ",\"l\":";
-  add_int(out, t.id);
-  out += ",\"T\":";
-  add_int(out, t.time_ms);
-  out += t.buyer_is_maker ? ",\"m\":true,\"M\":true}}" : ",\"m\":false,\"M\":true}}";
+  out += ",\"s\":\"" + symbol + "\",";
+  append_agg_trade_fields(out, t);
+  out += "}}";
   return out;
 }
 
