@@ -52,6 +52,8 @@ bool reload_config(const std::string& path, const std::string& instance_override
   restart_needed("binance.ws_url", running.binance.ws_url, next.binance.ws_url);
   restart_needed("binance.rest_url", running.binance.rest_url, next.binance.rest_url);
   restart_needed("binance.ca_file", running.binance.ca_file, next.binance.ca_file);
+  restart_needed("binance.rest_ban_backoff_s", running.binance.rest_ban_backoff_s, next.binance.rest_ban_backoff_s);
+  restart_needed("binance.repair_hold_s", running.binance.repair_hold_s, next.binance.repair_hold_s);
   restart_needed("store.dir", running.store.dir, next.store.dir);
   restart_needed("metrics.listen", running.metrics.listen, next.metrics.listen);
   restart_needed("series", series_key(running), series_key(next));

@@ -51,6 +51,8 @@ struct BinanceConfig {
   std::string ca_file;             // empty: the system store
   double watchdog_s = 10;          // no frame for this long: reconnect
   std::uint32_t rest_weight_budget = 600;  // of Binance's 6000 per minute
+  double rest_ban_backoff_s = 300;  // after HTTP 418 no REST request for at least this long
+  double repair_hold_s = 30;        // live events held at most this long while REST cannot repair
   bool backfill = true;
   std::string record;              // empty: no recording
 };

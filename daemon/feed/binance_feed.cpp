@@ -44,6 +44,21 @@ constexpr int kKlinesLimit = 1000;
 constexpr int kWeightAggTrades = 4;
 constexpr int kWeightKlines = 2;
 constexpr int kRepairAttempts = 3;
+constexpr auto kRepairRetryMax = std::chrono::milliseconds(30'000);
+
+// A repair request that failed because the network or the exchange is away (no answer, 5xx, 429,
+// a 418 ban) is worth repeating for as long as it takes; a 4xx or a body that does not parse is not.
+bool transient(net::RestError e) {
+  switch (e) {
+    case net::RestError::network:
+    case net::RestError::timeout:
+    case net::RestError::truncated:
+    case net::RestError::rate_limited:
+    case net::RestError::banned:
+    case net::RestError::server_error: return true;
+    default: return false;
+  }
+}
 
 struct Held {
   bool is_kline = false;
@@ -63,6 +78,8 @@ struct SymbolState {
   std::vector<Held> held;
   std::int64_t last_trade_ms = 0;
   int failures = 0;
+  std::chrono::steady_clock::time_point held_since{};  // when the first event of `held` came
+  bool seen_since_connect = false;  // a frame of this symbol on the current connection
   std::uint64_t repaired_trades = 0;
   std::vector<std::pair<std::uint32_t, std::int64_t>> last_kline;  // interval -> newest closed kline open
   std::unique_ptr<asio::steady_timer> timer;
@@ -79,6 +96,7 @@ struct BinanceFeed::Impl {
     ro.base_url = opt.rest_url;
     ro.tls.ca_file = opt.ca_file;
     ro.weight.budget = opt.rest_weight_budget;
+    ro.ban_backoff = opt.rest_ban_backoff;
     rest = std::make_unique<net::RestClient>(ioc, ro);
     rest->set_abort(opt.abort);
     for (std::size_t i = 0; i < aggs.size(); ++i) {
@@ -154,10 +172,12 @@ struct BinanceFeed::Impl {
     const std::uint64_t depth = fs.backfill_depth ? fs.backfill_depth : fs.capacity;
     std::int64_t from = end_excl - static_cast<std::int64_t>(depth) * len;
     if (auto newest = w.newest()) {
-      // After a re-attach the segment already holds bars: continue after them (or rewrite the
-      // unfinished newest one with its final values).
+      // The segment already holds bars (a re-attach, or a gap after an outage): continue right after
+      // them, or rewrite the unfinished newest one with its final values, so that every interval
+      // keeps its bar; the configured depth is for an empty segment. A ring holds no more than
+      // its capacity, though.
       const std::int64_t next = (newest->flags & flag::in_progress) ? newest->open_time_ms : newest->open_time_ms + len;
-      from = std::max(from, next);
+      from = std::max(next, end_excl - static_cast<std::int64_t>(fs.capacity) * len);
     }
     if (from >= end_excl) return;
 
@@ -291,20 +311,35 @@ struct BinanceFeed::Impl {
     });
   }
 
+  // What a failed repair request leads to. While the stream is down too, waiting loses nothing:
+  // the gap stays open and its bars unclosed, so a network outage shows as staleness, never as
+  // flat bars, and is refilled (from klines if it grew long) once REST answers again. Once the
+  // stream is back and live events are held, waiting is bounded by max_repair_hold: then the held
+  // events go live and the gap's bars are flagged not_repaired. An answer that retrying cannot fix
+  // gives up after kRepairAttempts.
+  void on_repair_failure(std::size_t sym, bool is_transient) {
+    auto& st = syms[sym];
+    ++st.failures;
+    if (!is_transient && st.failures >= kRepairAttempts) return give_up(sym);
+    if (is_transient && connected && !st.held.empty() &&
+        std::chrono::steady_clock::now() - st.held_since > opt.max_repair_hold)
+      return give_up(sym);
+    const auto d = std::chrono::milliseconds(1000) * (1 << std::min(st.failures - 1, 5));
+    retry_later(sym, std::min<std::chrono::milliseconds>(d, kRepairRetryMax));
+  }
+
   void on_repair_response(std::size_t sym, net::RestResponse r) {
     auto& st = syms[sym];
     st.in_flight = false;
     if (r.error == net::RestError::stopped) return;
     if (!r.ok()) {
       rest_log.warn("{}: aggTrades repair failed: {} ({})", st.name, net::to_string(r.error), r.message);
-      if (++st.failures >= kRepairAttempts) return give_up(sym);
-      return retry_later(sym, std::chrono::milliseconds(1000));
+      return on_repair_failure(sym, transient(r.error));
     }
     const auto pr = parser.parse_agg_trades(r.body, trade_buf);
     if (!pr.ok()) {
       rest_log.warn("{}: aggTrades repair: bad response: {} {}", st.name, parse::to_string(pr.status), pr.detail);
-      if (++st.failures >= kRepairAttempts) return give_up(sym);
-      return retry_later(sym, std::chrono::milliseconds(1000));
+      return on_repair_failure(sym, false);
     }
     st.failures = 0;
     auto& agg = aggs[sym];
@@ -341,7 +376,9 @@ struct BinanceFeed::Impl {
     st.held.erase(st.held.begin(), st.held.begin() + static_cast<std::ptrdiff_t>(i));
     if (received >= static_cast<std::size_t>(kAggTradesLimit)) return request_repair(sym);
     if (!st.held.empty()) return retry_later(sym, std::chrono::milliseconds(50));  // REST behind the stream
-    if (!connected) return retry_later(sym, std::chrono::milliseconds(250));
+    // Healthy only once the new connection delivers this symbol: trades between REST's answer and
+    // the stream's start would otherwise go unnoticed until the next trade.
+    if (!connected || !st.seen_since_connect) return retry_later(sym, std::chrono::milliseconds(250));
     st.repairing = false;
     for_series_of(sym, Stat::gaps_repaired, 1);
     spdlog::info("{}: healthy: {} trade(s) repaired from REST, continuing after aggTrade {}", st.name,
@@ -418,6 +455,7 @@ struct BinanceFeed::Impl {
       give_up(sym);
       return apply_live(sym, std::move(h));
     }
+    if (st.held.empty()) st.held_since = std::chrono::steady_clock::now();
     st.held.push_back(std::move(h));
   }
 
@@ -471,6 +509,7 @@ struct BinanceFeed::Impl {
       return;
     }
     ++syms[*sym].frames;
+    syms[*sym].seen_since_connect = true;
     switch (ev.kind) {
       case parse::EventKind::agg_trade: on_trade_event(*sym, ev.trade); break;
       case parse::EventKind::kline: on_kline_event(*sym, ev.kline); break;
@@ -485,6 +524,15 @@ struct BinanceFeed::Impl {
         if (!e.rotation && ever_connected) for_all_series(Stat::reconnects, 1);
         connected = true;
         ever_connected = true;
+        if (!e.rotation)
+          for (std::size_t s = 0; s < syms.size(); ++s) {
+            syms[s].seen_since_connect = false;
+            // A repair waiting out an outage goes again now rather than at its next retry.
+            if (syms[s].repairing && !syms[s].in_flight) {
+              syms[s].timer->cancel();
+              request_repair(s);
+            }
+          }
         break;
       case net::WsEvent::Kind::rotated:
         spdlog::info("stream rotated: connection {} took over from {}", e.conn_id, e.previous_conn_id);

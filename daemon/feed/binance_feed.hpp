@@ -51,6 +51,7 @@ struct FeedOptions {
   std::string ca_file;  // empty: system store
   std::chrono::milliseconds stall_timeout{10'000};
   int rest_weight_budget = 600;
+  std::chrono::milliseconds rest_ban_backoff{5 * 60'000};  // after a 418, at least (Retry-After if longer)
   std::string record_path;  // empty: no recording
   std::chrono::milliseconds clock_sync_interval{30'000};
   // Local time a bar is kept open past its end for trades still in flight (times the clock rate).
@@ -58,6 +59,10 @@ struct FeedOptions {
   std::uint32_t catch_up_max_interval_s = 300;
   std::chrono::milliseconds max_trade_repair{15 * 60'000};  // exchange time; longer gaps use klines
   std::size_t max_held_events = 2'000'000;
+  // Live events are held at most this long while REST is away (a 418 ban lasts minutes): then they
+  // go live and the gap's bars are flagged not_repaired. Without a stream nothing is held and the
+  // gap waits for REST however long it takes.
+  std::chrono::milliseconds max_repair_hold{30'000};
   bool connect_ws = true;  // false: no WebSocket (benchmarks feed frames through handle_frame)
   // Set by SIGTERM: blocking startup requests (clock, backfill) give up within 100 ms of it.
   const std::atomic<bool>* abort = nullptr;

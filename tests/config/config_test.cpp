@@ -67,6 +67,8 @@ rest_url = "http://127.0.0.1:9001"
 ca_file = "/etc/ssl/ca.pem"
 watchdog_s = 5
 rest_weight_budget = 1200
+rest_ban_backoff_s = 2.5
+repair_hold_s = 12
 backfill = false
 record = "/tmp/rec.txt"
 [store]
@@ -103,6 +105,8 @@ capacity = 520
   CHECK(c.source.synthetic.start_price_of("XRPUSDT") == 100);
   CHECK(c.binance.watchdog_s == 5);
   CHECK(c.binance.rest_weight_budget == 1200);
+  CHECK(c.binance.rest_ban_backoff_s == 2.5);
+  CHECK(c.binance.repair_hold_s == 12);
   CHECK_FALSE(c.binance.backfill);
   CHECK(c.store.fsync == FsyncPolicy::always);
   CHECK(c.store.fsync_interval_ms == 200);

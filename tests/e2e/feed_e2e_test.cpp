@@ -118,11 +118,11 @@ struct TempDir {
 
 class Sim {
  public:
-  Sim(const TempDir& dir, const std::string& faults) : dir_(dir) {
+  Sim(const TempDir& dir, const std::string& faults, int speed = 60) : dir_(dir) {
     std::vector<std::string> args = {std::string(MDSHM_BIN_DIR) + "/mdshm-sim",
                                      "--klines", "ETHUSDT:1m:" + kDay14 + "," + kDay15,
                                      "--derive", "BTCUSDT:ETHUSDT:12.5",
-                                     "--speed", "60", "--start", std::to_string(kStartMs),
+                                     "--speed", std::to_string(speed), "--start", std::to_string(kStartMs),
                                      "--ca-out", dir / "ca.pem", "--control", "0",
                                      "--request-log", dir / "requests.log"};
     if (!faults.empty()) {
@@ -418,30 +418,89 @@ TEST_CASE("faults: drop, stall, id hole, duplicates, reordering, malformed frame
   CHECK(d.stop() == 0);
 }
 
-TEST_CASE("REST 500s, partial bodies and slow answers during backfill and repair are retried", "[e2e]") {
+TEST_CASE("REST 500s, partial bodies, slow answers and a 418 ban during backfill and repair", "[e2e]") {
   const auto csv = load_csv();
   TempDir dir;
   // From the start: the first two REST answers are 500, the next two are cut short, all are slow.
-  // Later an id hole forces a repair from REST aggTrades while a 500 is injected again.
+  // Later an id hole forces a repair from REST aggTrades while a 500 is injected again; then a
+  // second hole meets a 418 (IP ban, Retry-After 1 s; the daemon's floor is 2 s).
   Sim sim(dir,
           "0 rest_slow 150\n"
           "0 rest_error 500 2\n"
           "0 rest_partial 2\n"
           "4.0 rest_error 500 1\n"
-          "4.0 hole 25\n");
+          "4.0 hole 25\n"
+          "7.0 rest_error 418 1\n"
+          "7.0 hole 25\n");
   const auto shm = dir / "shm";
   fs::create_directories(shm);
-  Daemon d(dir, config(dir, sim.port(), shm), "daemon");
-  std::this_thread::sleep_for(10s);
+  Daemon d(dir, config(dir, sim.port(), shm, "rest_ban_backoff_s = 2\n"), "daemon");
+  std::this_thread::sleep_for(13s);
   REQUIRE(d.alive());
   const auto c = check_eth_1m(shm, csv);  // every closed bar equals the exchange's kline
   CHECK(c.backfilled == 30);
-  CHECK(c.live >= 4);
-  check_ticks_sum(shm, csv, kStartMs, 10);
-  CHECK(stat(shm, "eth_1m", mdshm::Stat::gaps_repaired) >= 1);
+  CHECK(c.live >= 6);
+  check_ticks_sum(shm, csv, kStartMs, 20);
+  CHECK(stat(shm, "eth_1m", mdshm::Stat::gaps_repaired) >= 2);
   CHECK(stat(shm, "eth_1m", mdshm::Stat::not_repaired_bars) == 0);
   const auto log = slurp(dir / "requests.log");
+  INFO(log);
   CHECK(log.find(" 500 GET") != std::string::npos);
+  // The ban held every request: the next one came at least 2 s (120 s of replay clock) later.
+  std::istringstream in(log);
+  std::int64_t banned_at = -1, next_after_ban = -1;
+  for (std::string line; std::getline(in, line);) {
+    const std::int64_t t = std::stoll(line);
+    if (banned_at < 0 && line.find(" 418 GET") != std::string::npos) banned_at = t;
+    else if (banned_at >= 0 && next_after_ban < 0) next_after_ban = t;
+  }
+  REQUIRE(banned_at > 0);
+  REQUIRE(next_after_ban > 0);
+  CHECK(next_after_ban - banned_at >= 2 * 60'000 - 6'000);
+  CHECK(d.log().find("418") != std::string::npos);
+  CHECK(d.stop() == 0);
+}
+
+TEST_CASE("a network blackout longer than 15 minutes of exchange time is refilled from klines", "[e2e]") {
+  const auto csv = load_csv();
+  TempDir dir;
+  // At 120x, 8.5 s without any connection (WebSocket or REST) are 17 minutes of exchange time:
+  // too long for aggTrades, so the missed bars come from REST klines, then the current minute's
+  // trades from aggTrades?startTime.
+  Sim sim(dir, "3.0 blackout 8.5\n", 120);
+  const auto shm = dir / "shm";
+  fs::create_directories(shm);
+  Daemon d(dir, config(dir, sim.port(), shm), "daemon");
+  // Wait for the refill, ETHUSDT healthy after it and five live minutes (the reconnect backoff
+  // may reach 16 s).
+  const auto until = std::chrono::steady_clock::now() + 45s;
+  std::int64_t refilled_at = -1, healthy_at = -1;
+  while (std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(250ms);
+    const auto log = d.log();
+    const auto refill = log.find("ETHUSDT: gap of");
+    if (refill == std::string::npos || log.find("refilling bars from klines", refill) == std::string::npos) continue;
+    if (refilled_at < 0) refilled_at = sim.clock_ms();
+    if (healthy_at < 0 && log.find("ETHUSDT: healthy", refill) != std::string::npos) healthy_at = sim.clock_ms();
+    if (healthy_at > 0 && sim.clock_ms() > healthy_at + 5 * kMinute) break;
+  }
+  REQUIRE(d.alive());
+  INFO(d.log());
+  REQUIRE(refilled_at > 0);
+  REQUIRE(healthy_at > 0);
+  const auto c = check_eth_1m(shm, csv);  // contiguous, equal to the CSV: no flat bar, no hole
+  CHECK(c.backfilled >= 30 + 15);         // the startup backfill and the blackout's minutes
+  CHECK(c.live >= 5);
+  CHECK(c.last_open >= kStartMs + 20 * kMinute);
+  check_ticks_sum(shm, csv, kStartMs);
+  CHECK(stat(shm, "eth_1m", mdshm::Stat::not_repaired_bars) == 0);
+  CHECK(stat(shm, "btc_ticks", mdshm::Stat::not_repaired_bars) == 0);
+  CHECK(stat(shm, "eth_1m", mdshm::Stat::reconnects) >= 1);
+  // The refill asked REST klines for the blackout, from before it began.
+  const auto reqs = klines_requests(slurp(dir / "requests.log"), 0, "1m");
+  CHECK(std::any_of(reqs.begin(), reqs.end(), [](const std::string& r) {
+    return param(r, "startTime") > kStartMs && param(r, "startTime") < kStartMs + 10 * kMinute;
+  }));
   CHECK(d.stop() == 0);
 }
 

@@ -46,14 +46,19 @@ std::string apply_command(std::string_view line, Faults& f, const ControlActions
   if (cmd == "reorder") return count_arg(f.reorder);
   if (cmd == "hole") return count_arg(f.hole);
   if (cmd == "rest_partial") return count_arg(f.rest_partial);
-  if (cmd == "stall") {
-    if (w.size() != 2) return "error usage: stall SECONDS";
+  auto seconds_arg = [&](std::chrono::steady_clock::time_point& until) -> bool {
     double s = 0;
+    if (w.size() != 2) return false;
     auto [p, ec] = std::from_chars(w[1].data(), w[1].data() + w[1].size(), s);
-    if (ec != std::errc() || p != w[1].data() + w[1].size() || s < 0) return "error usage: stall SECONDS";
-    f.stall_until = std::chrono::steady_clock::now() +
-                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
-    return "ok stall";
+    if (ec != std::errc() || p != w[1].data() + w[1].size() || s < 0) return false;
+    until = std::chrono::steady_clock::now() +
+            std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
+    return true;
+  };
+  if (cmd == "stall") return seconds_arg(f.stall_until) ? "ok stall" : "error usage: stall SECONDS";
+  if (cmd == "blackout") {
+    if (!seconds_arg(f.blackout_until)) return "error usage: blackout SECONDS";
+    return "ok blackout, dropped " + std::to_string(a.drop_all ? a.drop_all() : 0);
   }
   if (cmd == "rest_slow") {
     if (w.size() != 2 || !to_int(w[1], n)) return "error usage: rest_slow MS";

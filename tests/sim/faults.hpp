@@ -2,6 +2,8 @@
 // line protocol that scripts it (control port or --faults file). Commands, one per line:
 //   drop                      close every WebSocket at once, without a close frame
 //   stall SECONDS             stop sending on every WebSocket (frames and pings), sockets stay open
+//   blackout SECONDS          the network is gone: every WebSocket dropped, every new connection
+//                             (WebSocket and REST) closed at once, while the replay clock runs on
 //   shutdown                  send a serverShutdown event on every WebSocket
 //   malformed N | truncate N  insert N broken copies of the next frames (the real frames follow)
 //   duplicate N               send each of the next N aggTrade frames twice
@@ -33,6 +35,7 @@ struct RestFault {
 struct Faults {
   int malformed = 0, truncate = 0, duplicate = 0, reorder = 0, hole = 0;
   std::chrono::steady_clock::time_point stall_until{};
+  std::chrono::steady_clock::time_point blackout_until{};
   int rest_slow_ms = 0;
   int rest_partial = 0;
   std::deque<RestFault> rest_errors;
@@ -46,6 +49,7 @@ struct Faults {
     return true;
   }
   bool stalled() const { return std::chrono::steady_clock::now() < stall_until; }
+  bool blacked_out() const { return std::chrono::steady_clock::now() < blackout_until; }
 };
 
 struct ControlActions {

@@ -333,6 +333,11 @@ awaitable<void> Server::accept_loop(tcp::acceptor acceptor) {
 }
 
 awaitable<void> Server::connection(tcp::socket socket) {
+  if (faults_.blacked_out()) {
+    beast::error_code ec;
+    socket.close(ec);  // the client sees its TLS handshake fail, as when the network is down
+    co_return;
+  }
   try {
     SslStream stream(std::move(socket), ssl_);
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
@@ -342,6 +347,7 @@ awaitable<void> Server::connection(tcp::socket socket) {
       http::request<http::string_body> req;
       beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(120));
       co_await http::async_read(stream, buffer, req, use_awaitable);
+      if (faults_.blacked_out()) break;  // a keep-alive connection dies with the network too
       if (websocket::is_upgrade(req)) {
         const auto streams = parse_stream_target(std::string_view(req.target().data(), req.target().size()));
         if (!streams) {

@@ -369,6 +369,11 @@ TEST_CASE("faults: REST 429 with Retry-After, 500, partial body") {
   CHECK_THROWS(get(sim, "/api/v3/klines?symbol=ETHUSDT&interval=1m&limit=50"));
   CHECK(get(sim, "/api/v3/time").status == 200);
   CHECK(sim.control("nonsense").rfind("error", 0) == 0);
+  // A blackout closes new connections before the TLS handshake; afterwards the server is back.
+  CHECK(sim.control("blackout 0.5").rfind("ok blackout", 0) == 0);
+  CHECK_THROWS(get(sim, "/api/v3/time"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  CHECK(get(sim, "/api/v3/time").status == 200);
 }
 
 TEST_CASE("faults on the stream: hole, duplicate, malformed, drop, serverShutdown") {

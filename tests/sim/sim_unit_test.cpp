@@ -228,4 +228,11 @@ TEST_CASE("fault commands") {
   CHECK(apply_command("hole x", f, a).rfind("error", 0) == 0);
   CHECK(apply_command("stall 0.5", f, a) == "ok stall");
   CHECK(f.stalled());
+  CHECK_FALSE(f.blacked_out());
+  int dropped = 0;
+  a.drop_all = [&dropped] { return ++dropped; };
+  CHECK(apply_command("blackout 0.5", f, a) == "ok blackout, dropped 1");
+  CHECK(f.blacked_out());
+  CHECK(apply_command("blackout -1", f, a).rfind("error", 0) == 0);
+  CHECK(apply_command("blackout", f, a).rfind("error", 0) == 0);
 }
