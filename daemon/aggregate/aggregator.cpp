@@ -188,7 +188,8 @@ Bar IntervalAggregator::reconciled(const Bar& built, const Kline& k, std::int64_
   r.taker_buy_quote_volume = x.taker_buy_quote_volume;
   r.trade_count = x.trade_count;
   const bool exchange_empty = x.volume == 0 && x.trade_count == 0;
-  r.flags = (built.flags & ~(flag::in_progress | flag::empty | flag::reconcile_diff)) | flag::closed |
+  // The exchange's values make the bar right, even one a gap had left not_repaired.
+  r.flags = (built.flags & ~(flag::in_progress | flag::empty | flag::reconcile_diff | flag::not_repaired)) | flag::closed |
             flag::reconciled | (differs ? flag::reconcile_diff : 0) | (exchange_empty ? flag::empty : 0);
   r.update_wall_ns = now_ns;
   return r;

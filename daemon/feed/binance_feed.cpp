@@ -46,6 +46,12 @@ constexpr int kWeightKlines = 2;
 constexpr int kRepairAttempts = 3;
 constexpr auto kRepairRetryMax = std::chrono::milliseconds(30'000);
 
+// 1 s after the first failure, doubling, at most kRepairRetryMax.
+std::chrono::milliseconds retry_delay(int failures) {
+  return std::min<std::chrono::milliseconds>(std::chrono::milliseconds(1000) * (1 << std::clamp(failures - 1, 0, 5)),
+                                             kRepairRetryMax);
+}
+
 // A repair request that failed because the network or the exchange is away (no answer, 5xx, 429,
 // a 418 ban) is worth repeating for as long as it takes; a 4xx or a body that does not parse is not.
 bool transient(net::RestError e) {
@@ -83,6 +89,11 @@ struct SymbolState {
   std::uint64_t repaired_trades = 0;
   std::vector<std::pair<std::uint32_t, std::int64_t>> last_kline;  // interval -> newest closed kline open
   std::unique_ptr<asio::steady_timer> timer;
+  // Gaps given up on (exchange-time ranges) whose bars still wait for the exchange's klines.
+  std::vector<std::pair<std::int64_t, std::int64_t>> unhealed;
+  bool healing = false;
+  int heal_failures = 0;
+  std::chrono::steady_clock::time_point next_heal{};
   // Counters flushed to the segments in tick(): the hot path touches no shared cache line.
   std::uint64_t frames = 0;
 };
@@ -324,8 +335,7 @@ struct BinanceFeed::Impl {
     if (is_transient && connected && !st.held.empty() &&
         std::chrono::steady_clock::now() - st.held_since > opt.max_repair_hold)
       return give_up(sym);
-    const auto d = std::chrono::milliseconds(1000) * (1 << std::min(st.failures - 1, 5));
-    retry_later(sym, std::min<std::chrono::milliseconds>(d, kRepairRetryMax));
+    retry_later(sym, retry_delay(st.failures));
   }
 
   void on_repair_response(std::size_t sym, net::RestResponse r) {
@@ -400,8 +410,68 @@ struct BinanceFeed::Impl {
     }
     st.held.clear();
     for (auto si : st.series) flag_not_repaired(si, gap_from, gap_to);
+    st.unhealed.emplace_back(gap_from, gap_to);
     st.repairing = false;
     st.failures = 0;
+  }
+
+  // ---- healing (asynchronous) -------------------------------------------------------------------
+  // Bars a gap left not_repaired are reconciled with the exchange's REST klines once REST answers
+  // again: the exchange's values win and the flag goes. One request at a time, series by series;
+  // bars still open by then are reconciled by the stream's own closed kline instead.
+  void heal(std::size_t sym) {
+    auto& st = syms[sym];
+    const auto now = exchange_now();
+    if (!now || st.unhealed.empty()) return;
+    st.healing = true;
+    heal_step(sym, 0, st.unhealed.front().first, *now);
+  }
+
+  void heal_step(std::size_t sym, std::size_t k, std::int64_t cursor, std::int64_t now) {
+    auto& st = syms[sym];
+    const auto [gap_from, gap_to] = st.unhealed.front();
+    for (; k < st.series.size(); ++k, cursor = gap_from) {
+      const auto& fs = series[st.series[k]];
+      const std::int64_t len = std::int64_t{fs.interval_s} * 1000;
+      const std::int64_t from = bar_open_ms(cursor, fs.interval_s);
+      const std::int64_t to = std::min(bar_open_ms(gap_to, fs.interval_s), bar_open_ms(now, fs.interval_s) - len);
+      if (from > to) continue;
+      const std::int64_t n = std::min<std::int64_t>(kKlinesLimit, (to - from) / len + 1);
+      std::string target = "/api/v3/klines?symbol=" + st.name + "&interval=" + std::string(interval_name(fs.interval_s)) +
+                           "&startTime=" + std::to_string(from) + "&endTime=" + std::to_string(to) +
+                           "&limit=" + std::to_string(n);
+      rest->get(std::move(target), kWeightKlines, [this, sym, k, to, len, now](net::RestResponse r) {
+        auto& s = syms[sym];
+        const auto& f = series[s.series[k]];
+        // A new gap's resync rewrites these bars anyway; its own failures come back here later.
+        if (r.error == net::RestError::stopped || s.repairing) {
+          s.healing = false;
+          return;
+        }
+        const auto pr = r.ok() ? parser.parse_klines(r.body, f.interval_s, kline_buf, now) : parse::ParseResult{};
+        if (!r.ok() || !pr.ok()) {
+          rest_log.warn("{}: klines for bars not repaired: {}", f.id, r.ok() ? pr.detail : r.message);
+          s.healing = false;
+          s.next_heal = std::chrono::steady_clock::now() + retry_delay(++s.heal_failures);
+          return;
+        }
+        std::int64_t last = -1;
+        for (const auto& kl : kline_buf) {
+          if (kl.bar.open_time_ms > to || (!kl.closed && kl.bar.open_time_ms + len > now)) continue;
+          Kline closed = kl;
+          closed.closed = true;
+          aggs[sym].on_exchange_kline(closed);
+          last = kl.bar.open_time_ms;
+        }
+        if (last >= 0 && last < to) return heal_step(sym, k, last + len, now);
+        heal_step(sym, k + 1, s.unhealed.front().first, now);
+      });
+      return;
+    }
+    spdlog::info("{}: bars of the gap {}..{} reconciled with the exchange's klines", st.name, gap_from, gap_to);
+    st.unhealed.erase(st.unhealed.begin());
+    st.healing = false;
+    st.heal_failures = 0;
   }
 
   void flag_not_repaired(std::size_t si, std::int64_t from_ms, std::int64_t to_ms) {
@@ -565,14 +635,18 @@ struct BinanceFeed::Impl {
   }
 
   void tick() {
-    for (std::size_t s = 0; s < syms.size(); ++s)
-      if (syms[s].resync_due && !syms[s].in_flight) resync(s);
+    const auto steady = std::chrono::steady_clock::now();
+    for (std::size_t s = 0; s < syms.size(); ++s) {
+      auto& st = syms[s];
+      if (st.resync_due && !st.in_flight) resync(s);
+      if (!st.repairing && !st.healing && !st.unhealed.empty() && steady >= st.next_heal && !rest->banned_until_ns())
+        heal(s);
+    }
     if (const auto now = exchange_now()) {
       const auto grace = static_cast<std::int64_t>(static_cast<double>(opt.close_grace.count()) * clock.rate());
       for (std::size_t s = 0; s < syms.size(); ++s)
         if (!syms[s].repairing) aggs[s].advance_to(*now - grace);
     }
-    const auto steady = std::chrono::steady_clock::now();
     for (auto& fs : series)
       if (auto* st = fs.sink->store()) {
         if (auto r = st->maybe_sync(steady); !r.ok()) rest_log.warn("{}: store sync: {}", fs.id, r.message);

@@ -11,8 +11,11 @@
 //             id order, on_repair_trade), then the held events are applied and the symbol is
 //             healthy again. While a gap is open its bars are not closed by the clock (no flat bars
 //             across missing trades). A gap longer than max_trade_repair is refilled from klines
-//             (bars flagged backfilled) plus a catch-up. What cannot be repaired is flagged
-//             not_repaired.
+//             (bars flagged backfilled) plus a catch-up. A transient REST failure is retried with
+//             backoff; while the stream is down too, for as long as it takes (the series goes stale,
+//             no flat bars). With the stream back, held events wait at most max_repair_hold: then
+//             the gap's bars are flagged not_repaired and reconciled with REST klines once REST
+//             answers again ("healing").
 //   time      exchange clock from /api/v3/time samples (rate measured too: the simulator replays
 //             2022 at --speed) and trade times; tick() closes bars when it passes their end.
 #pragma once

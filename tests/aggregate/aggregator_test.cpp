@@ -349,6 +349,13 @@ TEST_CASE("reconciliation with exchange klines") {
   CHECK(agg.on_exchange_kline(busy) == 1);
   CHECK((s.bars[3].flags & flag::empty) == 0);
   CHECK((s.bars[3].flags & flag::reconcile_diff) != 0);
+
+  // A bar a gap left not_repaired is right once the exchange's kline is in: the flag goes.
+  Bar hurt = s.bars[0];
+  hurt.flags |= flag::not_repaired;
+  REQUIRE(s.amend(0, hurt));
+  CHECK(agg.on_exchange_kline(same) == 1);
+  CHECK(s.bars[0].flags == (flag::closed | flag::reconciled));
 }
 
 TEST_CASE("restore continues from the newest bar in the sink") {

@@ -242,6 +242,12 @@ std::vector<mdshm::Bar> read_all(const std::string& shm, const std::string& id) 
   return bars;
 }
 
+std::size_t bars_flagged(const std::string& shm, const std::string& id, std::uint32_t flag) {
+  std::size_t n = 0;
+  for (const auto& b : read_all(shm, id)) n += (b.flags & flag) != 0;
+  return n;
+}
+
 std::uint64_t stat(const std::string& shm, const std::string& id, mdshm::Stat st) {
   auto s = mdshm::Series::open(id, shm_options(shm));
   return s ? s->stat(st) : 0;
@@ -458,6 +464,41 @@ TEST_CASE("REST 500s, partial bodies, slow answers and a 418 ban during backfill
   REQUIRE(next_after_ban > 0);
   CHECK(next_after_ban - banned_at >= 2 * 60'000 - 6'000);
   CHECK(d.log().find("418") != std::string::npos);
+  CHECK(d.stop() == 0);
+}
+
+TEST_CASE("REST down while the stream is back: held trades go live, the gap's bars are healed later", "[e2e]") {
+  const auto csv = load_csv();
+  TempDir dir;
+  // REST answers nothing from 3 s to 10 s; the stream drops at 3.5 s and is back within a second.
+  // The repair cannot run, so after repair_hold_s = 2 the held trades go live and the bars of the
+  // gap (half a minute of 1s bars, their closed klines never received) are flagged not_repaired;
+  // once REST is back, its klines reconcile them.
+  Sim sim(dir, "3.0 rest_down 7\n3.5 drop\n");
+  const auto shm = dir / "shm";
+  fs::create_directories(shm);
+  Daemon d(dir, config(dir, sim.port(), shm, "repair_hold_s = 2\n"), "daemon");
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  bool healed = false;
+  while (!healed && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(250ms);
+    const auto log = d.log();
+    healed = log.find("ETHUSDT: bars of the gap") != std::string::npos &&
+             log.find("BTCUSDT: bars of the gap") != std::string::npos;
+  }
+  std::this_thread::sleep_for(3s);  // live minutes after the heal
+  REQUIRE(d.alive());
+  INFO(d.log());
+  CHECK(healed);
+  CHECK(stat(shm, "eth_ticks", mdshm::Stat::not_repaired_bars) >= 10);  // the give-up happened
+  CHECK(stat(shm, "btc_ticks", mdshm::Stat::not_repaired_bars) >= 10);
+  for (const auto& id : {"eth_ticks", "eth_1m", "eth_1h", "btc_ticks"}) {
+    INFO(id);
+    CHECK(bars_flagged(shm, id, mdshm::flag::not_repaired) == 0);
+  }
+  const auto c = check_eth_1m(shm, csv);
+  CHECK(c.live >= 6);
+  check_ticks_sum(shm, csv, kStartMs, 200);  // the healed 1s bars differed from the flat ones
   CHECK(d.stop() == 0);
 }
 

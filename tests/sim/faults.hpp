@@ -4,6 +4,7 @@
 //   stall SECONDS             stop sending on every WebSocket (frames and pings), sockets stay open
 //   blackout SECONDS          the network is gone: every WebSocket dropped, every new connection
 //                             (WebSocket and REST) closed at once, while the replay clock runs on
+//   rest_down SECONDS         REST is gone (its connections closed, no answer); the stream stays
 //   shutdown                  send a serverShutdown event on every WebSocket
 //   malformed N | truncate N  insert N broken copies of the next frames (the real frames follow)
 //   duplicate N               send each of the next N aggTrade frames twice
@@ -36,6 +37,7 @@ struct Faults {
   int malformed = 0, truncate = 0, duplicate = 0, reorder = 0, hole = 0;
   std::chrono::steady_clock::time_point stall_until{};
   std::chrono::steady_clock::time_point blackout_until{};
+  std::chrono::steady_clock::time_point rest_down_until{};
   int rest_slow_ms = 0;
   int rest_partial = 0;
   std::deque<RestFault> rest_errors;
@@ -50,6 +52,7 @@ struct Faults {
   }
   bool stalled() const { return std::chrono::steady_clock::now() < stall_until; }
   bool blacked_out() const { return std::chrono::steady_clock::now() < blackout_until; }
+  bool rest_down() const { return std::chrono::steady_clock::now() < rest_down_until; }
 };
 
 struct ControlActions {

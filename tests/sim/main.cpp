@@ -96,12 +96,13 @@ int main(int argc, char** argv) {
   app.add_flag("--help-faults", help_faults, "List the fault commands (control port and --faults script) and exit");
   CLI11_PARSE(app, argc, argv);
   if (help_faults) {
-    std::cout << "drop | stall SECONDS | blackout SECONDS | shutdown | malformed N | truncate N | duplicate N | reorder N | hole N |\n"
+    std::cout << "drop | stall SECONDS | blackout SECONDS | rest_down SECONDS | shutdown | malformed N | truncate N | duplicate N | reorder N | hole N |\n"
                  "rest_error STATUS N [RETRY_AFTER_S] | rest_slow MS | rest_partial N | clock | stats\n"
                  "malformed/truncate insert broken copies before the real frames; hole skips aggTrade frames on the\n"
                  "stream (REST still serves them); rest_error 429/418 sends Retry-After (default 1 s);\n"
                  "blackout drops every WebSocket and closes every new connection (WebSocket and REST)\n"
-                 "at once for SECONDS while the replay clock runs on: a network outage.\n";
+                 "at once for SECONDS while the replay clock runs on: a network outage; rest_down does\n"
+                 "that to REST only, the stream stays up.\n";
     return 0;
   }
 

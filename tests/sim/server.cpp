@@ -365,6 +365,7 @@ awaitable<void> Server::connection(tcp::socket socket) {
         co_await websocket_session(session, *streams);
         co_return;
       }
+      if (faults_.rest_down()) break;  // no answer: the connection just closes
       co_await serve_rest(stream, req, keep);
     }
     beast::error_code ec;

@@ -235,4 +235,7 @@ TEST_CASE("fault commands") {
   CHECK(f.blacked_out());
   CHECK(apply_command("blackout -1", f, a).rfind("error", 0) == 0);
   CHECK(apply_command("blackout", f, a).rfind("error", 0) == 0);
+  CHECK_FALSE(f.rest_down());
+  CHECK(apply_command("rest_down 0.5", f, a) == "ok rest_down");
+  CHECK(f.rest_down());
 }
