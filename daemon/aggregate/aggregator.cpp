@@ -62,6 +62,21 @@ void merge(Bar& b, const Trade& t) {
   ++b.trade_count;
 }
 
+}  // namespace
+
+void merge_bar(Bar& acc, const Bar& later) {
+  acc.high = std::max(acc.high, later.high);
+  acc.low = std::min(acc.low, later.low);
+  acc.close = later.close;
+  add_decimal8(acc.volume, later.volume);
+  add_decimal8(acc.quote_volume, later.quote_volume);
+  add_decimal8(acc.taker_buy_volume, later.taker_buy_volume);
+  add_decimal8(acc.taker_buy_quote_volume, later.taker_buy_quote_volume);
+  acc.trade_count += later.trade_count;
+}
+
+namespace {
+
 bool same_volume(double a, double b) {
   return std::fabs(a - b) <= 1e-9 * std::max(std::fabs(a), std::fabs(b)) + 1e-12;
 }

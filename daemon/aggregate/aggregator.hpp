@@ -47,6 +47,10 @@ struct AggregatorOptions {
   WallClockFn wall_now_ns = &system_wall_ns;
 };
 
+// `later` (the next bar in time, e.g. a 1m kline) merged into `acc`: high/low/close, volumes and
+// trade count as one bar of both; acc's open time and open stay. Volumes summed exactly to 1e-8.
+void merge_bar(Bar& acc, const Bar& later);
+
 enum class TradeOutcome { applied, rejected, duplicate };
 
 // One interval of one symbol, writing to one sink. Normally used through SymbolAggregator.

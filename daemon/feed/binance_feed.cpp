@@ -224,42 +224,104 @@ struct BinanceFeed::Impl {
                    misses, fetched);
   }
 
-  std::uint64_t fetch_klines(std::size_t si, std::int64_t from, std::int64_t to, std::int64_t now_ms) {
-    auto& fs = series[si];
-    const std::int64_t len = std::int64_t{fs.interval_s} * 1000;
-    const std::string& sym = syms[fs.symbol].name;
-    std::uint64_t published = 0;
+  // Blocking: the symbol's closed klines of `interval_s` opening in [from, to), in order, to `each`.
+  // False when REST failed or answered nonsense (logged, naming `who`).
+  template <class Each>
+  bool for_each_closed_kline(const std::string& who, const std::string& sym, std::uint32_t interval_s,
+                             std::int64_t from, std::int64_t to, std::int64_t now_ms, Each&& each) {
+    const std::int64_t len = std::int64_t{interval_s} * 1000;
     for (std::int64_t cursor = from; cursor < to;) {
       const std::int64_t n = std::min<std::int64_t>(kKlinesLimit, (to - cursor + len - 1) / len);
-      const std::string target = "/api/v3/klines?symbol=" + sym + "&interval=" + std::string(interval_name(fs.interval_s)) +
+      const std::string target = "/api/v3/klines?symbol=" + sym + "&interval=" + std::string(interval_name(interval_s)) +
                                  "&startTime=" + std::to_string(cursor) + "&endTime=" + std::to_string(to - 1) +
                                  "&limit=" + std::to_string(n);
       auto resp = rest->get_blocking(target, kWeightKlines);
       if (!resp.ok()) {
-        spdlog::error("{}: backfill {} failed: {} ({})", fs.id, target, net::to_string(resp.error), resp.message);
-        break;
+        spdlog::error("{}: {} failed: {} ({})", who, target, net::to_string(resp.error), resp.message);
+        return false;
       }
-      const auto r = parser.parse_klines(resp.body, fs.interval_s, kline_buf, now_ms);
+      const auto r = parser.parse_klines(resp.body, interval_s, kline_buf, now_ms);
       if (!r.ok()) {
-        spdlog::error("{}: backfill {}: bad response: {} {}", fs.id, target, parse::to_string(r.status), r.detail);
-        break;
+        spdlog::error("{}: {}: bad response: {} {}", who, target, parse::to_string(r.status), r.detail);
+        return false;
       }
       std::int64_t last_open = -1;
       for (const auto& k : kline_buf) {
         if (k.bar.open_time_ms < cursor || k.bar.open_time_ms >= to) continue;
         if (!k.closed && k.bar.open_time_ms + len > now_ms) continue;  // the unfinished bar
-        Bar b = k.bar;
-        b.first_trade_id = b.last_trade_id = -1;  // a kline's f/L are trade ids, not aggTrade ids
-        b.flags = flag::closed | flag::backfilled | (b.trade_count == 0 && b.volume == 0 ? flag::empty : 0);
-        b.update_wall_ns = net::realtime_ns();
-        if (fs.sink->publish(b)) ++published;
-        last_open = b.open_time_ms;
+        each(k.bar);
+        last_open = k.bar.open_time_ms;
       }
       if (last_open < 0) break;  // the exchange has nothing (more) there
       cursor = last_open + len;
     }
+    return true;
+  }
+
+  std::uint64_t fetch_klines(std::size_t si, std::int64_t from, std::int64_t to, std::int64_t now_ms) {
+    auto& fs = series[si];
+    std::uint64_t published = 0;
+    for_each_closed_kline(fs.id + ": backfill", syms[fs.symbol].name, fs.interval_s, from, to, now_ms, [&](const Bar& k) {
+      Bar b = k;
+      b.first_trade_id = b.last_trade_id = -1;  // a kline's f/L are trade ids, not aggTrade ids
+      b.flags = flag::closed | flag::backfilled | (b.trade_count == 0 && b.volume == 0 ? flag::empty : 0);
+      b.update_wall_ns = net::realtime_ns();
+      if (fs.sink->publish(b)) ++published;
+    });
     fs.sink->writer().add_stat(Stat::backfilled_bars, published);
     return published;
+  }
+
+  // A series longer than the catch-up interval (1h, 1d) has its bar in progress since `open`,
+  // before the catch-up point t0: that part is the catch-up interval's closed bars, merged into one
+  // bar that the trades from t0 on continue. Without it the bar would hold only the trades since t0
+  // until the exchange's closed kline set it right, up to a day later. The catch-up series usually
+  // holds those bars already (backfilled just before, or from the store); REST is asked only for
+  // the part it does not hold.
+  void seed_in_progress(std::size_t si, std::int64_t open, std::int64_t t0, std::int64_t now_ms) {
+    auto& fs = series[si];
+    const auto& st = syms[fs.symbol];
+    std::vector<Bar> parts;
+    const std::int64_t held_from = held_closed_bars(fs.symbol, st.catch_up_interval_s, open, t0, parts);
+    std::optional<Bar> seed;
+    auto add = [&](const Bar& k) {
+      if (seed) return aggregate::merge_bar(*seed, k);
+      seed = k;
+      seed->open_time_ms = open;
+    };
+    if (open < held_from &&
+        !for_each_closed_kline(fs.id + ": bar in progress", st.name, st.catch_up_interval_s, open, held_from, now_ms, add))
+      return;  // the bar then starts at t0, and reconciliation flags it when it closes
+    for (const auto& b : parts) add(b);
+    if (!seed) return;
+    seed->first_trade_id = seed->last_trade_id = -1;
+    seed->flags = flag::in_progress | flag::backfilled | (seed->trade_count == 0 ? flag::empty : 0);
+    seed->update_wall_ns = net::realtime_ns();
+    fs.sink->publish(*seed);
+  }
+
+  // The closed bars of the symbol's `interval_s` series in [from, to) that its segment holds
+  // contiguously back from `to`, oldest first, into `out`; returns the open time they start at
+  // (`to` when none).
+  std::int64_t held_closed_bars(std::size_t sym, std::uint32_t interval_s, std::int64_t from, std::int64_t to,
+                                std::vector<Bar>& out) {
+    const std::int64_t len = std::int64_t{interval_s} * 1000;
+    std::int64_t expect = to - len;
+    for (auto i : syms[sym].series) {
+      if (series[i].interval_s != interval_s) continue;
+      const auto* sink = series[i].sink;
+      for (std::uint64_t idx = sink->head(); idx-- > 0 && expect >= from;) {
+        const auto b = sink->bar_at(idx);
+        if (!b) break;
+        if (b->open_time_ms > expect) continue;  // the bar in progress at `to`
+        if (b->open_time_ms != expect || !(b->flags & flag::closed)) break;
+        out.push_back(*b);
+        expect -= len;
+      }
+      break;
+    }
+    std::reverse(out.begin(), out.end());
+    return expect + len;
   }
 
   // Backfill a symbol's series up to its catch-up point and hold its live events until the
@@ -270,6 +332,8 @@ struct BinanceFeed::Impl {
     if (!now) return;
     const std::int64_t t0 = bar_open_ms(*now, st.catch_up_interval_s);
     for (auto i : st.series) backfill_series(i, bar_open_ms(t0, series[i].interval_s), *now);
+    for (auto i : st.series)
+      if (const std::int64_t open = bar_open_ms(t0, series[i].interval_s); open < t0) seed_in_progress(i, open, t0, *now);
     aggs[sym].restore();
     st.resync_due = false;
     st.repairing = true;

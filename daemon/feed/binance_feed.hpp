@@ -4,8 +4,8 @@
 //
 //   startup   per symbol: history store, then REST klines for only what is missing (backfill), then
 //             "catch-up": the aggTrades since the start of the current bar of the symbol's small
-//             intervals (<= 5 min), so those bars in progress are exact; larger intervals start
-//             partial and are set right by the exchange's closed kline (reconcile).
+//             intervals (<= 5 min), so those bars in progress are exact; a larger interval's bar in
+//             progress is seeded with the catch-up interval's closed klines since its open.
 //   live      aggTrade ids must be contiguous per symbol. A hole, a lost connection or a stall opens
 //             a gap: the symbol's live events are held, REST aggTrades?fromId=<last+1> fill it (in
 //             id order, on_repair_trade), then the held events are applied and the symbol is

@@ -30,8 +30,10 @@ struct Kline {
                                  // plain trade ids, NOT aggTrade ids — never compare them with `a`
 };
 
-// Binance interval names and their lengths. Fixed-length intervals only: 1M (calendar month) has
-// no fixed length and is refused by the config.
+// Binance interval names and their lengths, as listed for spot's `<symbol>@kline_<interval>`
+// streams ("Kline/Candlestick Streams for UTC", binance-spot-api-docs web-socket-streams.md: 1s is
+// a spot interval, pushed every 1000 ms, the others every 2000 ms) and /api/v3/klines. Fixed-length
+// intervals only: 1M (calendar month) has no fixed length and is refused by the config.
 struct IntervalName {
   std::string_view name;
   std::uint32_t seconds;

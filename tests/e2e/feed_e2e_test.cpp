@@ -337,6 +337,32 @@ void check_ticks_sum(const std::string& shm, const std::map<std::int64_t, Row>& 
   CHECK(diffs <= max_diffs);
 }
 
+// The 1h bar in progress covers the whole hour so far, also the minutes before the daemon started:
+// its open is the hour's first CSV row's and it holds at least every trade of those minutes.
+void check_hour_in_progress(const std::string& shm, const std::map<std::int64_t, Row>& csv) {
+  const auto bars = read_all(shm, "eth_1h");
+  REQUIRE(!bars.empty());
+  const auto& b = bars.back();
+  INFO("1h bar " << b.open_time_ms << " flags " << b.flags << " trades " << b.trade_count);
+  REQUIRE((b.flags & mdshm::flag::in_progress) != 0);
+  const std::int64_t hour = kStartMs - kStartMs % (60 * kMinute);
+  REQUIRE(b.open_time_ms == hour);
+  std::uint64_t before_start = 0, whole_hour = 0;
+  double high = 0, low = 1e300;
+  for (auto it = csv.lower_bound(hour); it != csv.end() && it->first < hour + 60 * kMinute; ++it) {
+    whole_hour += it->second.trades;
+    if (it->first >= kStartMs) continue;
+    before_start += it->second.trades;
+    high = std::max(high, it->second.high);
+    low = std::min(low, it->second.low);
+  }
+  CHECK(b.open == csv.at(hour).open);
+  CHECK(b.trade_count >= before_start);
+  CHECK(b.trade_count <= whole_hour);
+  CHECK(b.high >= high);
+  CHECK(b.low <= low);
+}
+
 std::vector<std::string> klines_requests(const std::string& log, std::size_t skip_lines, const std::string& interval) {
   std::vector<std::string> out;
   std::istringstream in(log);
@@ -386,6 +412,7 @@ TEST_CASE("clean run: backfill, catch-up and live bars equal the exchange's klin
   CHECK(c.backfilled == 30);
   CHECK(c.live >= 5);
   check_ticks_sum(shm, csv, kStartMs);
+  check_hour_in_progress(shm, csv);
   CHECK(stat(shm, "eth_1m", mdshm::Stat::reconcile_checks) + 2 >= c.live);
   CHECK(stat(shm, "eth_1m", mdshm::Stat::parse_errors) == 0);
   CHECK(stat(shm, "btc_ticks", mdshm::Stat::trades) > 1000);
