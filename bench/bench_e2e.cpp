@@ -11,6 +11,9 @@
 //   t0 + (E - start) / speed, t0 being the simulator's clock origin, which this program brackets
 //   by asking the simulator's control port for its clock many times (each answer bounds t0 by the
 //   round trip around it). The real send is at or after the scheduled time.
+// - mdshm-sim --send-log stamps each aggTrade frame (CLOCK_REALTIME) as it hands it to TLS: the
+//   actual send, exact like the other stamps. The scheduled time above stays as a second view: its
+//   difference to the actual send is the simulator's own lateness (timer, its share of the core).
 // - mdshmd --record writes each frame with its receive time (CLOCK_REALTIME, taken when the
 //   WebSocket read completed, before parsing).
 // - The aggregator stamps bar.update_wall_ns (CLOCK_REALTIME) when it applies the trade, just
@@ -133,7 +136,7 @@ class Rig {
     const std::string days = o.klines + "/ETHUSDT-1m-2022-08-14.csv," + o.klines + "/ETHUSDT-1m-2022-08-15.csv";
     std::vector<std::string> sim = {o.bin + "/mdshm-sim", "--klines", "ETHUSDT:1m:" + days, "--speed",
                                     std::to_string(speed), "--start", std::to_string(kStartMs),
-                                    "--ca-out", path("ca.pem"), "--control", "0"};
+                                    "--ca-out", path("ca.pem"), "--control", "0", "--send-log", path("sends.log")};
     if (with_btc) sim.insert(sim.end(), {"--derive", "BTCUSDT:ETHUSDT:12.5"});
     // The simulator sends a trade when a timer fires at its due time; with the default 50 µs timer
     // slack that timer fires up to 50 µs late, which is the test harness's lateness, not the
@@ -255,7 +258,7 @@ class Rig {
     for (const char* id : {"eth_ticks", "eth_1m", "eth_1h", "eth_1d", "btc_ticks"}) paths.push_back(base + "." + id);
     if (!five_series) paths.resize(2);
     for (const char* f : {"@registry", "@lock"}) paths.push_back(base + f);
-    for (const char* f : {"sim.log", "mdshmd.log", "mdshmd.toml", "ca.pem", "frames.rec"}) paths.push_back(path(f));
+    for (const char* f : {"sim.log", "mdshmd.log", "mdshmd.toml", "ca.pem", "frames.rec", "sends.log"}) paths.push_back(path(f));
     int i = 0;
     for (const auto& p : paths)
       if (i < static_cast<int>(std::size(bench::detail::g_live_paths)))
@@ -379,10 +382,19 @@ std::unordered_map<std::int64_t, Received> read_record(const std::string& path, 
   return out;
 }
 
+// mdshm-sim --send-log: aggTrade id -> CLOCK_REALTIME ns of its send.
+std::unordered_map<std::int64_t, std::int64_t> read_sends(const std::string& path) {
+  std::unordered_map<std::int64_t, std::int64_t> out;
+  std::ifstream in(path);
+  for (std::int64_t id = 0, ns = 0; in >> id >> ns;) out.emplace(id, ns);  // a duplicate keeps the first send
+  return out;
+}
+
 struct RoundResult {
   double rate = 0;  // aggTrade frames per second received during the window
   std::size_t samples = 0;
   bench::Stats recv_to_seen, recv_to_published, published_to_seen, sched_to_recv, sched_to_seen;
+  bench::Stats sched_to_sent, sent_to_recv, sent_to_seen;
   double origin_width_us = 0, origin_drift_us = 0;
   double sim_cpu = 0, daemon_cpu = 0;  // share of one core during the window
   double reader_waiting = 0;            // share of the window the reader was runnable but not running
@@ -406,8 +418,9 @@ RoundResult latency_round(const Options& o, double speed, double seconds) {
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_a).count();
   const auto sim_b = sample_proc(rig.sim_pid()), daemon_b = sample_proc(rig.daemon_pid());
   const auto after = rig.sim_origin(300);
-  rig.stop_daemon();  // flushes the record file
+  rig.stop();  // flushes the record file and the send log
   const auto rec = read_record(rig.path("frames.rec"), "ethusdt@aggTrade");
+  const auto sends = read_sends(rig.path("sends.log"));
 
   RoundResult r;
   r.sim_cpu = (sim_b.cpu_s - sim_a.cpu_s) / wall;
@@ -416,7 +429,7 @@ RoundResult latency_round(const Options& o, double speed, double seconds) {
   const double t0 = before.mid();
   r.origin_width_us = before.width() / 1e3;
   r.origin_drift_us = (after.mid() - before.mid()) / 1e3;
-  std::vector<double> a, b, c, d, e, running;
+  std::vector<double> a, b, c, d, e, running, f, g, h;
   std::size_t stalled = 0;
   std::int64_t first_recv = INT64_MAX, last_recv = 0;
   std::size_t in_window = 0;
@@ -440,6 +453,11 @@ RoundResult latency_round(const Options& o, double speed, double seconds) {
     c.push_back(static_cast<double>(x.seen_ns - x.published_ns));
     d.push_back(static_cast<double>(rv.recv_ns) - sched);
     e.push_back(static_cast<double>(x.seen_ns) - sched);
+    if (const auto sent = sends.find(x.trade_id); sent != sends.end()) {
+      f.push_back(static_cast<double>(sent->second) - sched);
+      g.push_back(static_cast<double>(rv.recv_ns - sent->second));
+      h.push_back(static_cast<double>(x.seen_ns - sent->second));
+    }
   }
   r.samples = a.size();
   r.recv_to_seen = bench::summarize(a);
@@ -449,6 +467,9 @@ RoundResult latency_round(const Options& o, double speed, double seconds) {
   r.published_to_seen = bench::summarize(c);
   r.sched_to_recv = bench::summarize(d);
   r.sched_to_seen = bench::summarize(e);
+  r.sched_to_sent = bench::summarize(f);
+  r.sent_to_recv = bench::summarize(g);
+  r.sent_to_seen = bench::summarize(h);
   return r;
 }
 
@@ -493,6 +514,9 @@ void bench_latency(const Options& o, const std::vector<double>& speeds, int roun
     print_row("  the same, samples where the reader was on its CPU", rows(&RoundResult::recv_to_seen_running));
     print_row("  daemon receive → aggregator's stamp (bar.update_wall_ns)", rows(&RoundResult::recv_to_published));
     print_row("  aggregator's stamp → reader sees the bar", rows(&RoundResult::published_to_seen));
+    print_row("sim send (--send-log stamp) → daemon receive (exact)", rows(&RoundResult::sent_to_recv));
+    print_row("**sim send → reader sees the bar** (exact)", rows(&RoundResult::sent_to_seen));
+    print_row("sim scheduled send → sim send: the simulator's lateness (estimate)", rows(&RoundResult::sched_to_sent));
     print_row("sim scheduled send → daemon receive (estimate)", rows(&RoundResult::sched_to_recv));
     print_row("**sim scheduled send → reader sees the bar** (estimate)", rows(&RoundResult::sched_to_seen));
     std::printf("\nSimulator clock origin bracketed to ±%.1f µs (median over rounds); it moved %.1f µs between\n"

@@ -85,6 +85,9 @@ int main(int argc, char** argv) {
   app.add_option("--ca-out", o.ca_out, "Write the generated CA certificate (PEM) here, for the client's ca_file");
   app.add_option("--request-log", o.request_log,
                  "Append one line per REST request: '<replay-clock-ms> <status> <method> <target-with-params>'");
+  app.add_option("--send-log", o.send_log,
+                 "Append one line per aggTrade frame sent: '<aggTrade id> <CLOCK_REALTIME ns>', stamped as the "
+                 "frame is handed to TLS (for latency benchmarks)");
   app.add_option("--ping-interval", o.ping_interval_s, "Seconds between server pings (Binance: 20)")->default_val(20.0);
   app.add_option("--pong-timeout", o.pong_timeout_s, "Drop a connection whose ping is unanswered this long (Binance: 60)")
       ->default_val(60.0);

@@ -23,6 +23,7 @@ struct ServerOptions {
   double max_conn_lifetime_s = 86400;
   std::string faults_file;         // "<seconds> <command>" lines, see faults.hpp
   std::string request_log;         // one line per REST request
+  std::string send_log;            // one line per aggTrade frame sent: "<a> <CLOCK_REALTIME ns>"
   int weight_limit = 6000;         // per minute; above it, 429 as on Binance
 };
 
