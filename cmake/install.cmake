@@ -73,7 +73,19 @@ function(mdshm_install_rules)
   set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
   set(CPACK_DEBIAN_PACKAGE_SECTION net)
-  set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${src}/systemd/debian/postinst)
+  # The configuration files are the operator's: dpkg keeps local edits across upgrades (conffiles).
+  if(IS_ABSOLUTE "${etc_dir}")
+    set(etc_abs "${etc_dir}")
+  else()
+    set(etc_abs "${CMAKE_INSTALL_PREFIX}/${etc_dir}")
+  endif()
+  file(WRITE ${gen}/conffiles "${etc_abs}/mdshm/mdshm.toml\n${etc_abs}/mdshm/synthetic.toml\n")
+  # CPack's DEB default prefix is /usr whatever CMAKE_INSTALL_PREFIX says; keep them one, so the
+  # unit's paths and the conffiles above are where the package puts the files.
+  file(WRITE ${gen}/cpack_project.cmake
+       "if(CPACK_GENERATOR STREQUAL \"DEB\")\n  set(CPACK_PACKAGING_INSTALL_PREFIX [[${CMAKE_INSTALL_PREFIX}]])\nendif()\n")
+  set(CPACK_PROJECT_CONFIG_FILE ${gen}/cpack_project.cmake)
+  set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${src}/systemd/debian/postinst ${gen}/conffiles)
   set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
   include(CPack)
 endfunction()
