@@ -226,6 +226,7 @@ int run_binance(const config::Config& cfg, std::vector<aggregate::SymbolAggregat
   fo.ca_file = cfg.binance.ca_file;
   fo.stall_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(cfg.binance.watchdog_s * 1000));
   fo.rest_weight_budget = static_cast<int>(cfg.binance.rest_weight_budget);
+  fo.ws_max_lifetime = std::chrono::milliseconds(static_cast<std::int64_t>(cfg.binance.rotate_after_s * 1000));
   fo.rest_ban_backoff = std::chrono::milliseconds(static_cast<std::int64_t>(cfg.binance.rest_ban_backoff_s * 1000));
   fo.max_repair_hold = std::chrono::milliseconds(static_cast<std::int64_t>(cfg.binance.repair_hold_s * 1000));
   fo.record_path = cfg.binance.record;

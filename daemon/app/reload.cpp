@@ -52,6 +52,12 @@ bool reload_config(const std::string& path, const std::string& instance_override
   restart_needed("binance.ws_url", running.binance.ws_url, next.binance.ws_url);
   restart_needed("binance.rest_url", running.binance.rest_url, next.binance.rest_url);
   restart_needed("binance.ca_file", running.binance.ca_file, next.binance.ca_file);
+  restart_needed("binance.rotate_after_s", running.binance.rotate_after_s, next.binance.rotate_after_s);
+  restart_needed("binance.watchdog_s", running.binance.watchdog_s, next.binance.watchdog_s);
+  restart_needed("binance.backfill", running.binance.backfill, next.binance.backfill);
+  restart_needed("binance.record", running.binance.record, next.binance.record);
+  restart_needed("store.fsync", running.store.fsync, next.store.fsync);
+  restart_needed("store.fsync_interval_ms", running.store.fsync_interval_ms, next.store.fsync_interval_ms);
   restart_needed("binance.rest_ban_backoff_s", running.binance.rest_ban_backoff_s, next.binance.rest_ban_backoff_s);
   restart_needed("binance.repair_hold_s", running.binance.repair_hold_s, next.binance.repair_hold_s);
   restart_needed("store.dir", running.store.dir, next.store.dir);

@@ -252,7 +252,7 @@ void read_binance(Checker& c, const toml::table& root, Config& cfg) {
   const auto* t = c.table(root, "", "binance");
   if (!t) return;
   const std::string p = "binance";
-  c.known_keys(*t, p, {"ws_url", "rest_url", "ca_file", "watchdog_s", "rest_weight_budget", "rest_ban_backoff_s",
+  c.known_keys(*t, p, {"ws_url", "rest_url", "ca_file", "watchdog_s", "rotate_after_s", "rest_weight_budget", "rest_ban_backoff_s",
                             "repair_hold_s", "backfill", "record"});
   auto& b = cfg.binance;
   if (auto v = c.str(*t, p, "ws_url")) {
@@ -265,6 +265,7 @@ void read_binance(Checker& c, const toml::table& root, Config& cfg) {
   }
   if (auto v = c.str(*t, p, "ca_file")) b.ca_file = *v;
   if (auto v = c.number(*t, p, "watchdog_s", 0.1, 3600)) b.watchdog_s = *v;
+  if (auto v = c.number(*t, p, "rotate_after_s", 1, 86000)) b.rotate_after_s = *v;
   if (auto v = c.integer(*t, p, "rest_weight_budget", 1, 6000)) b.rest_weight_budget = static_cast<std::uint32_t>(*v);
   if (auto v = c.number(*t, p, "rest_ban_backoff_s", 1, 3 * 86400)) b.rest_ban_backoff_s = *v;
   if (auto v = c.number(*t, p, "repair_hold_s", 1, 3600)) b.repair_hold_s = *v;

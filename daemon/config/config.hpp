@@ -50,6 +50,7 @@ struct BinanceConfig {
   std::string rest_url = "https://api.binance.com";
   std::string ca_file;             // empty: the system store
   double watchdog_s = 10;          // no frame for this long: reconnect
+  double rotate_after_s = 82800;   // replace the connection (with overlap) before Binance's 24 h cut
   std::uint32_t rest_weight_budget = 600;  // of Binance's 6000 per minute
   double rest_ban_backoff_s = 300;  // after HTTP 418 no REST request for at least this long
   double repair_hold_s = 30;        // live events held at most this long while REST cannot repair

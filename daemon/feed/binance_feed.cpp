@@ -763,6 +763,7 @@ struct BinanceFeed::Impl {
     wo.url = opt.ws_url;
     wo.tls.ca_file = opt.ca_file;
     wo.stall_timeout = opt.stall_timeout;
+    wo.max_lifetime = opt.ws_max_lifetime;
     std::vector<std::string> names;
     std::vector<std::pair<std::string, std::uint32_t>> ivs;
     for (auto& st : syms) names.push_back(st.name);

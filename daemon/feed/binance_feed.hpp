@@ -53,6 +53,7 @@ struct FeedOptions {
   std::string rest_url = "https://api.binance.com";
   std::string ca_file;  // empty: system store
   std::chrono::milliseconds stall_timeout{10'000};
+  std::chrono::milliseconds ws_max_lifetime{23 * 3600'000};  // rotate (with overlap) before the 24 h cut
   int rest_weight_budget = 600;
   std::chrono::milliseconds rest_ban_backoff{5 * 60'000};  // after a 418, at least (Retry-After if longer)
   std::string record_path;  // empty: no recording

@@ -66,6 +66,7 @@ ws_url = "ws://127.0.0.1:9000"
 rest_url = "http://127.0.0.1:9001"
 ca_file = "/etc/ssl/ca.pem"
 watchdog_s = 5
+rotate_after_s = 3600
 rest_weight_budget = 1200
 rest_ban_backoff_s = 2.5
 repair_hold_s = 12
@@ -104,6 +105,7 @@ capacity = 520
   CHECK(c.source.synthetic.start_price_of("BTCUSDT") == 24000);
   CHECK(c.source.synthetic.start_price_of("XRPUSDT") == 100);
   CHECK(c.binance.watchdog_s == 5);
+  CHECK(c.binance.rotate_after_s == 3600);
   CHECK(c.binance.rest_weight_budget == 1200);
   CHECK(c.binance.rest_ban_backoff_s == 2.5);
   CHECK(c.binance.repair_hold_s == 12);
