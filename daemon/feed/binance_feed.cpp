@@ -466,7 +466,10 @@ struct BinanceFeed::Impl {
     auto& agg = aggs[sym];
     spdlog::error("{}: gap after aggTrade {} could not be repaired; bars it touched are flagged not_repaired",
                   st.name, agg.last_trade_id());
-    std::int64_t gap_to = st.held.empty() ? exchange_now().value_or(st.gap_from_ms) : st.held.front().trade.time_ms;
+    // The gap ends at the first held trade (held klines carry no trade time), else now.
+    const auto first_trade = std::find_if(st.held.begin(), st.held.end(), [](const Held& h) { return !h.is_kline; });
+    const std::int64_t gap_to =
+        first_trade != st.held.end() ? first_trade->trade.time_ms : exchange_now().value_or(st.gap_from_ms);
     const std::int64_t gap_from = st.gap_from_ms ? st.gap_from_ms : gap_to;
     for (const auto& h : st.held) {
       if (h.is_kline) apply_kline(sym, h.kline);

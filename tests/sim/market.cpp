@@ -1,5 +1,7 @@
 #include "market.hpp"
 
+#include <optional>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -65,6 +67,121 @@ std::vector<std::int64_t> split(std::int64_t total, std::int64_t m, std::mt19937
   return parts;
 }
 
+std::int64_t quote_of(const GenTrade& t) {
+  return static_cast<std::int64_t>(static_cast<__int128>(t.price) * t.qty / kUnitsPerOne);
+}
+
+// Makes the quote volume of one side's trades (taker buys, or taker sells) equal `target`, the
+// CSV's, keeping prices of the open, close, high and low, every trade's side, the side's volume and
+// the trade count, so OHLC, volumes and counts still match the row. Without it the exchange's closed
+// kline (the CSV row) would differ from a bar built from these trades in quote volume alone.
+//  1. One interior trade strictly inside (low, high) is kept to a single lot: repricing it by one
+//     tick then moves the quote by one unit, which settles whatever is left at the end.
+//  2. Lots move from the cheapest trades to the dearest (or back), in bulk.
+//  3. If the side's prices do not reach far enough, its biggest trades are repriced toward it.
+//  4. Lots move between neighbouring price levels for the rest, then step 1's trade is repriced.
+// False when the target is out of reach (a quote off the tick x lot grid, no room to move).
+bool match_quote(std::vector<GenTrade>& trades, bool taker_buys, std::int64_t target, std::int64_t lot,
+                 std::int64_t tick, std::int64_t low, std::int64_t high) {
+  std::vector<std::size_t> side;
+  auto side_quote = [&] {
+    __int128 q = 0;
+    for (std::size_t i = 0; i < trades.size(); ++i)
+      if (trades[i].buyer_is_maker != taker_buys) q += quote_of(trades[i]);
+    return q;
+  };
+  for (std::size_t i = 0; i < trades.size(); ++i)
+    if (trades[i].buyer_is_maker != taker_buys) side.push_back(i);
+  if (side.empty()) return target == 0;
+  // Quantities were cut in `lot`s; the quote may need a finer step (a divisor of lot, still a valid
+  // quantity step): moving one such step one tick changes the quote by `unit`.
+  const __int128 diff = target - side_quote();
+  if (diff * kUnitsPerOne % tick != 0) return diff == 0;
+  const __int128 need = diff * kUnitsPerOne / tick % lot;  // gcd(lot, x) = gcd(lot, x mod lot)
+  lot = std::gcd(lot, static_cast<std::int64_t>(need < 0 ? -need : need));
+  const __int128 unit = static_cast<__int128>(tick) * lot / kUnitsPerOne;
+  if (unit <= 0) return diff == 0;
+  std::optional<std::size_t> fine;
+  for (std::size_t k = 0; k < side.size() && !fine && side.size() > 1; ++k) {
+    const std::size_t i = side[k];
+    if (i == 0 || i + 1 == trades.size() || trades[i].price <= low || trades[i].price >= high) continue;
+    fine = i;
+    auto& other = trades[side[k == 0 ? 1 : 0]];
+    other.qty += trades[i].qty - lot;
+    trades[i].qty = lot;
+    side.erase(side.begin() + static_cast<std::ptrdiff_t>(k));
+  }
+  std::int64_t steps = static_cast<std::int64_t>((target - side_quote()) / unit);  // lot-ticks still to move up
+  std::sort(side.begin(), side.end(), [&](std::size_t a, std::size_t b) { return trades[a].price < trades[b].price; });
+  // Moves up to `m` lots from g to t (prices d ticks apart, the right way for `steps`).
+  auto move = [&](GenTrade& g, GenTrade& t, std::int64_t d, std::int64_t m) {
+    m = std::min(m, g.qty / lot - 1);
+    if (m <= 0) return std::int64_t{0};
+    g.qty -= m * lot;
+    t.qty += m * lot;
+    steps -= (steps > 0 ? 1 : -1) * m * d;
+    return m;
+  };
+  for (std::size_t lo = 0, hi = side.size() - 1; steps != 0 && lo < hi;) {
+    auto& cheap = trades[side[lo]];
+    auto& dear = trades[side[hi]];
+    const std::int64_t d = (dear.price - cheap.price) / tick;
+    const std::int64_t want = d > 0 ? std::abs(steps) / d : 0;
+    if (want == 0) break;
+    if ((steps > 0 ? move(cheap, dear, d, want) : move(dear, cheap, d, want)) == want) break;
+    if (steps > 0) ++lo;  // that trade is down to one lot
+    else --hi;
+  }
+  // The side's trades may not span the price its quote needs (the walk planted the high or the low
+  // on the other side, or every trade is down to one lot): reprice the trades that carry the most
+  // lots toward it, within [low, high], never the open, the close or the last trade at the high or
+  // the low.
+  if (steps != 0) {
+    std::vector<std::size_t> by_lots = side;
+    std::sort(by_lots.begin(), by_lots.end(), [&](std::size_t a, std::size_t b) { return trades[a].qty > trades[b].qty; });
+    // A trade at the high or the low may move while another (of either side) stays there.
+    std::int64_t at_low = 0, at_high = 0;
+    for (const auto& t : trades) {
+      at_low += t.price == low;
+      at_high += t.price == high;
+    }
+    for (const std::size_t i : by_lots) {
+      auto& t = trades[i];
+      if (steps == 0) break;
+      if (i == 0 || i + 1 == trades.size() || (t.price == low && at_low < 2) || (t.price == high && at_high < 2)) continue;
+      const std::int64_t lots = t.qty / lot;
+      const std::int64_t price = std::clamp(t.price + steps / lots * tick, low, high);
+      if (price == t.price) continue;
+      at_low += (price == low) - (t.price == low);
+      at_high += (price == high) - (t.price == high);
+      steps -= lots * ((price - t.price) / tick);
+      t.price = price;
+    }
+    std::sort(side.begin(), side.end(), [&](std::size_t a, std::size_t b) { return trades[a].price < trades[b].price; });
+  }
+  // Across each boundary between neighbouring price levels, any trade of the level on the giving
+  // side may give.
+  for (bool progress = true; steps != 0 && progress;) {
+    progress = false;
+    for (std::size_t j = 0; j + 1 < side.size() && steps != 0; ++j) {
+      const std::int64_t d = (trades[side[j + 1]].price - trades[side[j]].price) / tick;
+      if (d <= 0 || d > std::abs(steps)) continue;
+      const std::int64_t level = trades[side[steps > 0 ? j : j + 1]].price;
+      auto& taker = trades[side[steps > 0 ? j + 1 : j]];
+      for (std::size_t g = 0; g < side.size() && steps != 0 && d <= std::abs(steps); ++g)
+        if (trades[side[g]].price == level) progress |= move(trades[side[g]], taker, d, std::abs(steps) / d) > 0;
+    }
+  }
+  if (steps != 0 && fine) {
+    const std::int64_t price = trades[*fine].price + steps * tick;
+    if (price > low && price < high) {
+      trades[*fine].price = price;
+      steps = 0;
+    }
+  }
+  return steps == 0;
+}
+
 struct Acc {
   bool any = false;
   KlineRow k;
@@ -88,7 +205,7 @@ struct Acc {
     k.last_id = r.last_id;
   }
   void add_trade(const GenTrade& t) {
-    const auto quote = static_cast<std::int64_t>(static_cast<__int128>(t.price) * t.qty / kUnitsPerOne);
+    const auto quote = quote_of(t);
     KlineRow r;
     r.open = r.high = r.low = r.close = t.price;
     r.volume = t.qty;
@@ -218,6 +335,10 @@ std::vector<GenTrade> Series::generate(std::size_t row) const {
     t.qty = (is_buy[i] ? buy_parts[bi++] : sell_parts[si++]) * lot;
     out.push_back(t);
   }
+  const bool matched =
+      match_quote(out, true, r.taker_buy_quote_volume, lot, price_tick_, r.low, r.high) &&
+      match_quote(out, false, r.quote_volume - r.taker_buy_quote_volume, lot, price_tick_, r.low, r.high);
+  if (!matched) ++quote_unmatched_;
   return out;
 }
 
@@ -328,14 +449,32 @@ std::vector<KlineRow> derive_rows(const std::vector<KlineRow>& source, double fa
     const double v = static_cast<double>(q) / factor / static_cast<double>(qty_step);
     return static_cast<std::int64_t>(std::floor(v)) * qty_step;
   };
+  // The quote volume keeps the source's average price (times factor) over the new volume, on the
+  // grid of one price step times one quantity step, so that trades can add up to it.
+  const std::int64_t grid = std::max<std::int64_t>(1, price_step * qty_step / kUnitsPerOne);
+  auto quote = [&](const KlineRow& r, std::int64_t q, std::int64_t v_source, std::int64_t v) -> std::int64_t {
+    if (v_source <= 0) return 0;
+    const long double x = static_cast<long double>(q) * factor * static_cast<long double>(v) / static_cast<long double>(v_source);
+    const std::int64_t rounded = static_cast<std::int64_t>(std::llroundl(x / static_cast<long double>(grid))) * grid;
+    // Rounded prices may leave that average a hair outside what trades can reach: all of the volume
+    // at the low (or high) but one step each for the open and the close trade.
+    const auto at = [&](std::int64_t p) { return static_cast<std::int64_t>(static_cast<__int128>(p) * v / kUnitsPerOne); };
+    const std::int64_t margin = 2 * (r.high - r.low) / price_step * grid;
+    const std::int64_t lo = at(r.low) + margin, hi = at(r.high) - margin;
+    return lo <= hi ? std::clamp(rounded, lo, hi) : rounded;
+  };
   std::vector<KlineRow> out = source;
   for (auto& r : out) {
+    const KlineRow s = r;
     r.open = px(r.open);
     r.high = px(r.high);
     r.low = px(r.low);
     r.close = px(r.close);
     r.volume = qty(r.volume);
     r.taker_buy_volume = std::min(qty(r.taker_buy_volume), r.volume);
+    r.taker_buy_quote_volume = quote(r, s.taker_buy_quote_volume, s.taker_buy_volume, r.taker_buy_volume);
+    r.quote_volume = r.taker_buy_quote_volume + quote(r, s.quote_volume - s.taker_buy_quote_volume,
+                                                      s.volume - s.taker_buy_volume, r.volume - r.taker_buy_volume);
     if (r.volume == 0) r.trade_count = 0;
   }
   return out;

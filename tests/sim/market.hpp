@@ -51,6 +51,8 @@ class Series {
   std::int64_t last_id() const;  // first_id - 1 when there is no trade at all
   // Rows whose trade count could not be honoured exactly (e.g. volume too small to split); 0 on real data.
   std::size_t rows_adjusted() const { return rows_adjusted_; }
+  // Rows generated so far whose trades could not be made to add up to the row's quote volume.
+  std::size_t quote_unmatched() const { return quote_unmatched_; }
 
   // The trades of row `i`, generated deterministically (same seed, same trades). Kept in a small
   // cache, so the reference stays valid only until the next call.
@@ -74,6 +76,7 @@ class Series {
   std::uint64_t seed_;
   std::int64_t price_tick_ = 1;
   std::size_t rows_adjusted_ = 0;
+  mutable std::size_t quote_unmatched_ = 0;  // counted by generate(), which is otherwise pure
   std::map<std::size_t, std::vector<GenTrade>> cache_;
   std::vector<std::size_t> cache_order_;
 };

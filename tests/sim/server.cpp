@@ -188,6 +188,7 @@ class Server {
   awaitable<void> fault_script(std::vector<std::pair<double, std::string>> script);
   ControlActions actions();
   void log_request(const std::string& method, std::string_view target, int status);
+  std::size_t quote_unmatched();
 
   asio::io_context& io_;
   const ServerOptions& opt_;
@@ -239,9 +240,16 @@ ControlActions Server::actions() {
     for (auto& w : sessions_)
       if (auto s = w.lock(); s && !s->closed) ++open;
     return "ws_open=" + std::to_string(open) + " ws_total=" + std::to_string(ws_connections_) +
-           " frames=" + std::to_string(frames_sent_) + " rest=" + std::to_string(rest_requests_);
+           " frames=" + std::to_string(frames_sent_) + " rest=" + std::to_string(rest_requests_) +
+           " quote_unmatched=" + std::to_string(quote_unmatched());
   };
   return a;
+}
+
+std::size_t Server::quote_unmatched() {
+  std::size_t n = 0;
+  for (auto& series : market_.all()) n += series->quote_unmatched();
+  return n;
 }
 
 void Server::log_request(const std::string& method, std::string_view target, int status) {

@@ -59,7 +59,11 @@ TEST_CASE("generated aggTrades aggregate back to every kline") {
     const auto trades = s.trades_of(i);  // a copy: the cache may move on
     REQUIRE(static_cast<std::int64_t>(trades.size()) == k.trade_count);
     std::int64_t vol = 0, buy = 0, hi = trades.front().price, lo = trades.front().price;
+    __int128 quote = 0, buy_quote = 0;
     for (const auto& t : trades) {
+      const __int128 q = static_cast<__int128>(t.price) * t.qty / kUnitsPerOne;
+      quote += q;
+      buy_quote += t.buyer_is_maker ? 0 : q;
       REQUIRE(t.id == expect_id++);
       REQUIRE(t.time_ms >= k.open_ms);
       REQUIRE(t.time_ms <= k.close_ms);
@@ -75,9 +79,13 @@ TEST_CASE("generated aggTrades aggregate back to every kline") {
     REQUIRE(lo == k.low);
     REQUIRE(vol == k.volume);
     REQUIRE(buy == k.taker_buy_volume);
+    INFO("row " << i);
+    CHECK(static_cast<std::int64_t>(quote) == k.quote_volume);  // the exchange's kline = the trades' sum
+    CHECK(static_cast<std::int64_t>(buy_quote) == k.taker_buy_quote_volume);
     for (std::size_t j = 1; j < trades.size(); ++j) REQUIRE(trades[j - 1].time_ms <= trades[j].time_ms);
   }
   CHECK(s.last_id() == expect_id - 1);
+  CHECK(s.quote_unmatched() == 0);
 }
 
 TEST_CASE("generation is deterministic") {
@@ -101,6 +109,9 @@ TEST_CASE("a derived series keeps the shape of its source") {
   for (const auto& t : trades) vol += t.qty;
   CHECK(vol == btc.rows()[5].volume);
   CHECK(btc.first_id() != m.find("btcusdt")->first_id() + 1);
+  // Its trades add up to the source's quote volumes too (prices x factor, quantities / factor).
+  for (std::size_t i = 0; i < btc.rows().size(); ++i) btc.trades_of(i);
+  CHECK(btc.quote_unmatched() == 0);
 }
 
 TEST_CASE("klines of other intervals aggregate the source rows") {
