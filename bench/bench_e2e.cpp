@@ -120,6 +120,7 @@ void stop_child(pid_t pid, std::chrono::milliseconds deadline = 5000ms) {
 
 struct Options {
   bool pin_children = true;  // simulator and daemon on core 0, the reader alone on the last core
+  int daemon_rt = 0;         // > 0: run mdshmd under SCHED_FIFO at this priority (chrt -f)
   std::string bin = "build/bin";
   std::string klines = "/work/shared/data/binance/klines";
 };
@@ -175,8 +176,10 @@ class Rig {
     }
     cfg.close();
     remember_for_signal_cleanup(five_series);
-    daemon_ = spawn_logged({o.bin + "/mdshmd", "--config", path("mdshmd.toml"), "--record", path("frames.rec")},
-                           path("mdshmd.log"), o.pin_children);
+    std::vector<std::string> daemon = {o.bin + "/mdshmd", "--config", path("mdshmd.toml"), "--record", path("frames.rec")};
+    // chrt execs mdshmd: the pid stays the daemon's.
+    if (o.daemon_rt > 0) daemon.insert(daemon.begin(), {"/usr/bin/chrt", "-f", std::to_string(o.daemon_rt)});
+    daemon_ = spawn_logged(daemon, path("mdshmd.log"), o.pin_children);
   }
   ~Rig() {
     stop();
@@ -574,6 +577,10 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "measured seconds per latency round");
   app.add_option("--resource-seconds", resource_seconds, "measured seconds of the CPU/RSS run");
   app.add_option("--resource-speed", resource_speed, "simulator speed of the CPU/RSS run (ETH + BTC)");
+  app.add_option("--daemon-rt", o.daemon_rt,
+                 "run mdshmd under SCHED_FIFO at this priority (chrt -f; needs CAP_SYS_NICE): a woken daemon then "
+                 "preempts the simulator on their shared core, as a latency-critical feed handler would be configured")
+      ->check(CLI::Range(0, 99));
   app.add_flag("!--no-pin", o.pin_children, "let the simulator and daemon float instead of pinning them to core 0");
   app.add_option("--bin", o.bin, "directory holding mdshmd and mdshm-sim");
   app.add_option("--klines", o.klines, "directory of the ETHUSDT-1m-2022-08-1{4,5}.csv files");
