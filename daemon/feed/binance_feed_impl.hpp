@@ -1,0 +1,181 @@
+// BinanceFeed's state and the members of its three parts, private to feed/: binance_feed.cpp
+// (live events, the connection, the clock and tick), backfill.cpp (startup backfill, the resync
+// after a long gap, the bar in progress of long intervals) and repair.cpp (gap repair from REST
+// aggTrades, giving up, and healing what was given up). All of it runs on the io_context's thread.
+#pragma once
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "feed/binance_feed.hpp"
+#include "feed/bounded_log.hpp"
+#include "feed/exchange_clock.hpp"
+#include "feed/recorder.hpp"
+#include "net/rest_client.hpp"
+#include "net/ws_feed.hpp"
+#include "parse/frame_parser.hpp"
+
+namespace mdshm::feed {
+
+namespace asio = boost::asio;
+
+namespace detail {
+
+inline constexpr int kAggTradesLimit = 1000;
+inline constexpr int kKlinesLimit = 1000;
+inline constexpr int kWeightAggTrades = 4;
+inline constexpr int kWeightKlines = 2;
+inline constexpr int kRepairAttempts = 3;
+inline constexpr auto kRepairRetryMax = std::chrono::milliseconds(30'000);
+
+// 1 s after the first failure, doubling, at most kRepairRetryMax.
+inline std::chrono::milliseconds retry_delay(int failures) {
+  return std::min<std::chrono::milliseconds>(std::chrono::milliseconds(1000) * (1 << std::clamp(failures - 1, 0, 5)),
+                                             kRepairRetryMax);
+}
+
+// A repair request that failed because the network or the exchange is away (no answer, 5xx, 429,
+// a 418 ban) is worth repeating for as long as it takes; a 4xx or a body that does not parse is not.
+inline bool transient(net::RestError e) {
+  switch (e) {
+    case net::RestError::network:
+    case net::RestError::timeout:
+    case net::RestError::truncated:
+    case net::RestError::rate_limited:
+    case net::RestError::banned:
+    case net::RestError::server_error: return true;
+    default: return false;
+  }
+}
+
+// GET /api/v3/klines for opens in [from, to_incl], at most `limit` rows (Binance: 1000).
+inline std::string klines_target(const std::string& symbol, std::uint32_t interval_s, std::int64_t from,
+                                 std::int64_t to_incl, std::int64_t limit) {
+  return "/api/v3/klines?symbol=" + symbol + "&interval=" + std::string(interval_name(interval_s)) +
+         "&startTime=" + std::to_string(from) + "&endTime=" + std::to_string(to_incl) + "&limit=" + std::to_string(limit);
+}
+
+struct Held {
+  bool is_kline = false;
+  Trade trade;
+  Kline kline;
+};
+
+struct SymbolState {
+  std::string name;  // upper case
+  std::vector<std::size_t> series;
+  std::uint32_t catch_up_interval_s = 0;  // the largest interval <= catch_up_max (or the smallest)
+  bool repairing = false;
+  bool in_flight = false;
+  bool resync_due = false;
+  std::optional<std::int64_t> from_time;  // next repair request by startTime (catch-up)
+  std::int64_t gap_from_ms = 0;           // last trade time when the gap opened
+  std::vector<Held> held;
+  std::int64_t last_trade_ms = 0;
+  int failures = 0;
+  std::chrono::steady_clock::time_point held_since{};  // when the first event of `held` came
+  bool seen_since_connect = false;  // a frame of this symbol on the current connection
+  std::uint64_t repaired_trades = 0;
+  std::vector<std::pair<std::uint32_t, std::int64_t>> last_kline;  // interval -> newest closed kline open
+  std::unique_ptr<asio::steady_timer> timer;
+  // Gaps given up on (exchange-time ranges) whose bars still wait for the exchange's klines.
+  std::vector<std::pair<std::int64_t, std::int64_t>> unhealed;
+  bool healing = false;
+  int heal_failures = 0;
+  std::chrono::steady_clock::time_point next_heal{};
+  // Counters flushed to the segments in tick(): the hot path touches no shared cache line.
+  std::uint64_t frames = 0;
+};
+
+}  // namespace detail
+
+struct BinanceFeed::Impl {
+  using Held = detail::Held;
+  using SymbolState = detail::SymbolState;
+
+  Impl(asio::io_context& io, FeedOptions o, std::vector<aggregate::SymbolAggregator>& a, std::vector<FeedSeries> s);
+
+  asio::io_context& ioc;
+  FeedOptions opt;
+  std::vector<aggregate::SymbolAggregator>& aggs;
+  std::vector<FeedSeries> series;
+  std::vector<SymbolState> syms;
+  std::unique_ptr<net::RestClient> rest;
+  std::unique_ptr<net::WsFeed> ws;
+  std::unique_ptr<asio::steady_timer> clock_timer;
+  parse::FrameParser parser;
+  parse::Event ev;
+  ExchangeClock clock;
+  FrameRecorder recorder;
+  bool connected = false;
+  bool ever_connected = false;
+  int clock_samples = 0;
+  std::uint64_t unattributed_frames = 0, parse_errors = 0, rejected = 0, unknown_events = 0;
+  std::vector<Kline> kline_buf;
+  std::vector<Trade> trade_buf;
+  BoundedLog bad_frames{"bad frames"};
+  BoundedLog bad_trades{"rejected trades"};
+  BoundedLog dup_trades{"duplicate trades"};
+  BoundedLog rest_log{"REST"};
+
+  // ---- helpers --------------------------------------------------------------------------------
+  void for_series_of(std::size_t sym, Stat s, std::uint64_t n);
+  void for_all_series(Stat s, std::uint64_t n);
+  std::optional<std::size_t> find_symbol(const parse::Symbol& s) const;
+  std::optional<std::int64_t> exchange_now();
+  void add_clock_sample(const net::RestResponse& r);
+
+  // ---- startup backfill (blocking) ------------------------------------------------------------
+  void backfill_series(std::size_t si, std::int64_t end_excl, std::int64_t now_ms);
+  template <class Each>
+  bool for_each_closed_kline(const std::string& who, const std::string& sym, std::uint32_t interval_s,
+                             std::int64_t from, std::int64_t to, std::int64_t now_ms, Each&& each);
+  std::uint64_t fetch_klines(std::size_t si, std::int64_t from, std::int64_t to, std::int64_t now_ms);
+  void seed_in_progress(std::size_t si, std::int64_t open, std::int64_t t0, std::int64_t now_ms);
+  std::int64_t held_closed_bars(std::size_t sym, std::uint32_t interval_s, std::int64_t from, std::int64_t to,
+                                std::vector<Bar>& out);
+  void resync(std::size_t sym);
+
+  // ---- gap repair (asynchronous) --------------------------------------------------------------
+  void open_gap(std::size_t sym, std::string_view why);
+  void request_repair(std::size_t sym);
+  void retry_later(std::size_t sym, std::chrono::milliseconds d);
+  void on_repair_failure(std::size_t sym, bool is_transient);
+  void on_repair_response(std::size_t sym, net::RestResponse r);
+  void finish_when_ready(std::size_t sym, std::size_t received);
+  void give_up(std::size_t sym);
+
+  // ---- healing (asynchronous) -------------------------------------------------------------------
+  void heal(std::size_t sym);
+  void heal_step(std::size_t sym, std::size_t k, std::int64_t cursor, std::int64_t now);
+  void flag_not_repaired(std::size_t si, std::int64_t from_ms, std::int64_t to_ms);
+
+  // ---- live events ----------------------------------------------------------------------------
+  void note_trade(SymbolState& st, const Trade& t);
+  void apply_trade(std::size_t sym, const Trade& t);
+  void apply_kline(std::size_t sym, const Kline& k);
+  void hold(std::size_t sym, Held h);
+  void apply_live(std::size_t sym, Held h);
+  void on_trade_event(std::size_t sym, const Trade& t);
+  void on_kline_event(std::size_t sym, const Kline& k);
+  void handle_frame(std::string_view text, std::int64_t recv_ns);
+  void on_ws_event(const net::WsEvent& e);
+
+  // ---- periodic ---------------------------------------------------------------------------------
+  void schedule_clock_sync();
+  void tick();
+  void flush_counters();
+  std::string start();
+  void stop();
+};
+
+}  // namespace mdshm::feed
