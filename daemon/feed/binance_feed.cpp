@@ -130,6 +130,18 @@ void BinanceFeed::Impl::on_trade_event(std::size_t sym, const Trade& t) {
   auto& st = syms[sym];
   if (st.repairing) return hold(sym, Held{false, t, {}});
   const auto last = aggs[sym].last_trade_id();
+  if (st.overlap && last >= 0) {
+    if (t.id <= last) {
+      ++st.overlap_trades;
+      return;
+    }
+    if (frame_conn == newest_conn) {
+      spdlog::info("{}: rotation overlap over: {} trade(s) came on both connections, kept once", st.name,
+                   st.overlap_trades);
+      st.overlap = false;
+      st.overlap_trades = 0;
+    }
+  }
   if (last >= 0 && t.id > last + 1) {
     open_gap(sym, "aggTrade id hole: " + std::to_string(last + 1) + ".." + std::to_string(t.id - 1));
     return hold(sym, Held{false, t, {}});
@@ -186,6 +198,8 @@ void BinanceFeed::Impl::on_ws_event(const net::WsEvent& e) {
       if (!e.rotation && ever_connected) for_all_series(Stat::reconnects, 1);
       connected = true;
       ever_connected = true;
+      newest_conn = e.conn_id;
+      for (auto& st : syms) st.overlap = e.rotation;
       if (!e.rotation)
         for (std::size_t s = 0; s < syms.size(); ++s) {
           syms[s].seen_since_connect = false;
@@ -202,6 +216,8 @@ void BinanceFeed::Impl::on_ws_event(const net::WsEvent& e) {
     case net::WsEvent::Kind::stalled: spdlog::warn("stream stalled (connection {}): {}", e.conn_id, e.reason); break;
     case net::WsEvent::Kind::disconnected:
       spdlog::warn("stream disconnected (connection {}): {}{}", e.conn_id, e.reason, e.feed_lost ? "" : " (covered)");
+      if (e.feed_lost)
+        for (auto& st : syms) st.overlap = false;
       if (e.feed_lost) {
         connected = false;
         for (std::size_t s = 0; s < syms.size(); ++s) open_gap(s, "connection lost");
@@ -297,7 +313,11 @@ std::string BinanceFeed::Impl::start() {
   for (auto& fs : series) ivs.emplace_back(syms[fs.symbol].name, fs.interval_s);
   wo.streams = stream_names(names, ivs);
   ws = std::make_unique<net::WsFeed>(
-      ioc, wo, [this](const net::WsFrame& f) { handle_frame(f.text, f.recv_wall_ns); },
+      ioc, wo,
+      [this](const net::WsFrame& f) {
+        frame_conn = f.conn_id;
+        handle_frame(f.text, f.recv_wall_ns);
+      },
       [this](const net::WsEvent& e) { on_ws_event(e); });
   if (auto err = ws->start(); !err.empty()) return "WebSocket: " + err;
   return {};

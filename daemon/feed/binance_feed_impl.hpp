@@ -84,6 +84,10 @@ struct SymbolState {
   int failures = 0;
   std::chrono::steady_clock::time_point held_since{};  // when the first event of `held` came
   bool seen_since_connect = false;  // a frame of this symbol on the current connection
+  // After a rotation, until the new connection delivers a trade past the newest one applied, both
+  // connections deliver the same trades: those repeats are expected, not duplicates.
+  bool overlap = false;
+  std::uint64_t overlap_trades = 0;
   std::uint64_t repaired_trades = 0;
   std::vector<std::pair<std::uint32_t, std::int64_t>> last_kline;  // interval -> newest closed kline open
   std::unique_ptr<asio::steady_timer> timer;
@@ -118,6 +122,8 @@ struct BinanceFeed::Impl {
   FrameRecorder recorder;
   bool connected = false;
   bool ever_connected = false;
+  std::uint64_t frame_conn = 0;   // the connection of the frame being handled
+  std::uint64_t newest_conn = 0;  // the connection that came up last
   int clock_samples = 0;
   std::uint64_t unattributed_frames = 0, parse_errors = 0, rejected = 0, unknown_events = 0;
   std::vector<Kline> kline_buf;

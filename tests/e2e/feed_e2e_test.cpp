@@ -479,6 +479,9 @@ TEST_CASE("connection lifetime and serverShutdown: the daemon rotates with overl
   check_ticks_sum(shm, csv, kStartMs);
   CHECK(stat(shm, "eth_1m", mdshm::Stat::gaps_detected) == 0);
   CHECK(stat(shm, "eth_1m", mdshm::Stat::reconnects) == 0);
+  // Trades both connections delivered during an overlap are expected: not counted as duplicates.
+  CHECK(stat(shm, "eth_1m", mdshm::Stat::duplicate_trades) == 0);
+  CHECK(std::regex_search(log, std::regex("rotation overlap over: [1-9][0-9]* trade\\(s\\) came on both")));
   CHECK(d.stop() == 0);
 }
 
