@@ -124,6 +124,9 @@ Status status_of(Series& s) {
   st.layout_minor = load_field(h.layout_minor);
   st.exchange_offset_ms = exchange_offset_ms(h);
   st.has_latest = s.latest(st.latest, &st.latest_index) == Errc::ok;
+  std::vector<Bar> recent(std::min<std::size_t>(kRecentBars, st.capacity));
+  if (s.last_n(recent, st.recent_bars) == Errc::ok)
+    for (std::size_t i = 0; i < st.recent_bars; ++i) st.recent_not_repaired += (recent[i].flags & flag::not_repaired) != 0;
   return st;
 }
 
@@ -172,6 +175,11 @@ void judge(const Segment& seg, const Status* st, double max_age_s, std::int64_t 
   const double update_limit = st->interval_s < max_age_s ? max_age_s : st->interval_s + max_age_s;
   if (st->update_age_s > update_limit)
     add(Health::stale, fmt::format("no update for {} (limit {})", age_text(st->update_age_s), age_text(update_limit)));
+  // Fresh but incomplete: a gap REST could not fill yet (the daemon reconciles those bars with the
+  // exchange's klines as soon as REST answers again).
+  if (st->recent_not_repaired)
+    add(Health::stale, fmt::format("{} of the newest {} bars flagged not_repaired: a gap not filled from REST yet",
+                                   st->recent_not_repaired, st->recent_bars));
 }
 
 Health worst(const std::vector<Problem>& ps) {

@@ -48,7 +48,10 @@ struct Status {
   bool has_latest = false;
   Bar latest{};
   std::uint64_t latest_index = 0;
+  // Among the newest kRecentBars bars: how many a gap left not_repaired (REST could not fill it yet).
+  std::size_t recent_bars = 0, recent_not_repaired = 0;
 };
+inline constexpr std::size_t kRecentBars = 256;
 Status status_of(Series& s);
 
 // Health, the exit codes of `mdshm check`.

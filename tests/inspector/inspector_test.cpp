@@ -174,6 +174,17 @@ TEST_CASE("check: healthy 0, stale 1 when the writer is stopped", "[inspector]")
   CHECK(f.mdshm("check --max-age 1").exit_code == 0);
 }
 
+TEST_CASE("check: 1 when recent bars are flagged not_repaired", "[inspector]") {
+  const std::string instance = unique_instance("insp");
+  InstanceCleanup cleanup{instance};
+  WriterProcess writer{kWriter, {"--instance", instance, "--history", "30", "--not-repaired", "3",
+                                 "--series", "eth_1m:ETHUSDT:60:256"}};
+  const auto r = run(kMdshm + " --instance " + instance + " check");
+  INFO(r.out);
+  CHECK(r.exit_code == 1);
+  CHECK(contains(r.out, "STALE eth_1m: 3 of the newest 31 bars flagged not_repaired"));
+}
+
 TEST_CASE("check: 2 for a dead writer, a missing and an incompatible segment", "[inspector]") {
   Fixture f;
   // Garbage with a series name: listed with the reason, never a crash.

@@ -75,6 +75,8 @@ int main(int argc, char** argv) {
   app.add_option("--shm-dir", opt.segments.shm_dir);
   app.add_option("--history", history, "closed bars before the bar in progress");
   app.add_option("--series", series_args, "id:SYMBOL:interval_s:capacity (default: the five, capacity 256)");
+  std::uint64_t not_repaired = 0;
+  app.add_option("--not-repaired", not_repaired, "flag this many of the newest history bars not_repaired");
   CLI11_PARSE(app, argc, argv);
   if (series_args.empty())
     series_args = {"eth_ticks:ETHUSDT:1:256", "eth_1m:ETHUSDT:60:256", "eth_1h:ETHUSDT:3600:256",
@@ -96,7 +98,8 @@ int main(int argc, char** argv) {
     const std::int64_t now_open = floor_to(now_ms(), specs[i].interval_s);
     std::uint64_t k = w.head();  // a restarted writer continues the indices it re-attached to
     for (std::uint64_t h = history; h > 0; --h) {
-      const std::uint32_t flags = mdshm::flag::closed | (k % 10 == 0 ? mdshm::flag::backfilled | mdshm::flag::reconciled : 0);
+      const std::uint32_t flags = mdshm::flag::closed | (k % 10 == 0 ? mdshm::flag::backfilled | mdshm::flag::reconciled : 0) |
+                                  (h <= not_repaired ? mdshm::flag::not_repaired : 0);
       w.publish(make_bar(specs[i], k++, now_open - static_cast<std::int64_t>(h) * step, flags));
       w.add_stat(mdshm::Stat::bars_closed);
     }
