@@ -169,6 +169,10 @@ void BinanceFeed::Impl::handle_frame(std::string_view text, std::int64_t recv_ns
     bad_frames.warn("bad frame: {} ({}): {:.200}", parse::to_string(r.status), r.detail, text);
     return;
   }
+  if (ev.event_time_ms > stream_event_ms) {
+    stream_event_ms = ev.event_time_ms;
+    if (const auto at = clock.now_ms(recv_ns)) stream_lag_ms = *at - ev.event_time_ms;
+  }
   if (ev.kind == parse::EventKind::server_shutdown) {
     ++unattributed_frames;
     spdlog::info("serverShutdown received: rotating the connection");
@@ -241,6 +245,10 @@ void BinanceFeed::Impl::schedule_clock_sync() {
   });
 }
 
+namespace {
+constexpr auto kResumeGap = std::chrono::milliseconds(250);
+}  // namespace
+
 void BinanceFeed::Impl::tick() {
   const auto steady = std::chrono::steady_clock::now();
   for (std::size_t s = 0; s < syms.size(); ++s) {
@@ -249,10 +257,19 @@ void BinanceFeed::Impl::tick() {
     if (!st.repairing && !st.healing && !st.unhealed.empty() && steady >= st.next_heal && !rest->banned_until_ns())
       heal(s);
   }
-  if (const auto now = exchange_now()) {
+  // tick() runs every ~20 ms; a much longer gap means this process was stopped or starved, and
+  // what arrived meanwhile has not been read yet: no bar closes on the clock before it has.
+  const bool resumed = last_tick != std::chrono::steady_clock::time_point{} && steady - last_tick > kResumeGap;
+  last_tick = steady;
+  if (const auto now = exchange_now(); now && !resumed) {
     const auto grace = static_cast<std::int64_t>(static_cast<double>(opt.close_grace.count()) * clock.rate());
+    std::int64_t upto = *now - grace;
+    // A backlog (the daemon was paused, the link slowed down): frames arrive later than the grace,
+    // so trades of bars the clock says are over still wait in the socket. Close only what the
+    // stream has shown (one connection delivers in event order) until it has caught up.
+    if (stream_lag_ms > grace) upto = std::min(upto, stream_event_ms);
     for (std::size_t s = 0; s < syms.size(); ++s)
-      if (!syms[s].repairing) aggs[s].advance_to(*now - grace);
+      if (!syms[s].repairing) aggs[s].advance_to(upto);
   }
   for (auto& fs : series)
     if (auto* st = fs.sink->store()) {

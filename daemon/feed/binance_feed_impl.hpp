@@ -123,6 +123,9 @@ struct BinanceFeed::Impl {
   bool connected = false;
   bool ever_connected = false;
   std::uint64_t frame_conn = 0;   // the connection of the frame being handled
+  // The newest event time (`E`) the stream delivered, and how late (exchange time) that frame came.
+  std::int64_t stream_event_ms = 0, stream_lag_ms = 0;
+  std::chrono::steady_clock::time_point last_tick{};
   std::uint64_t newest_conn = 0;  // the connection that came up last
   int clock_samples = 0;
   std::uint64_t unattributed_frames = 0, parse_errors = 0, rejected = 0, unknown_events = 0;

@@ -219,6 +219,11 @@ class Daemon {
     pid_ = -1;
   }
   bool alive() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }
+  void pause(std::chrono::milliseconds d) {
+    ::kill(pid_, SIGSTOP);
+    std::this_thread::sleep_for(d);
+    ::kill(pid_, SIGCONT);
+  }
   std::string log() const { return slurp(log_); }
 
  private:
@@ -482,6 +487,26 @@ TEST_CASE("connection lifetime and serverShutdown: the daemon rotates with overl
   // Trades both connections delivered during an overlap are expected: not counted as duplicates.
   CHECK(stat(shm, "eth_1m", mdshm::Stat::duplicate_trades) == 0);
   CHECK(std::regex_search(log, std::regex("rotation overlap over: [1-9][0-9]* trade\\(s\\) came on both")));
+  CHECK(d.stop() == 0);
+}
+
+TEST_CASE("daemon paused for 3 s (3 minutes of exchange time): the backlog lands in its own bars", "[e2e]") {
+  const auto csv = load_csv();
+  TempDir dir;
+  Sim sim(dir, "");
+  const auto shm = dir / "shm";
+  fs::create_directories(shm);
+  Daemon d(dir, config(dir, sim.port(), shm), "daemon");
+  wait_for_bars(shm, 2, 20s);
+  d.pause(3s);  // frames queue in the socket; the exchange clock moves on
+  std::this_thread::sleep_for(5s);
+  REQUIRE(d.alive());
+  INFO(d.log());
+  const auto c = check_eth_1m(shm, csv);  // no bar closed before its trades were in
+  CHECK(c.live >= 6);
+  check_ticks_sum(shm, csv, kStartMs);
+  CHECK(stat(shm, "eth_1m", mdshm::Stat::out_of_order) == 0);
+  CHECK(stat(shm, "eth_ticks", mdshm::Stat::out_of_order) == 0);
   CHECK(d.stop() == 0);
 }
 
