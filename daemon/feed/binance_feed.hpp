@@ -1,6 +1,7 @@
 // The live Binance source: one combined-stream WebSocket (net::WsFeed) -> FrameParser -> one
 // SymbolAggregator per symbol, REST (net::RestClient) for the clock, startup backfill and gap
-// repair. Everything runs on the caller's io_context, on one thread.
+// repair. Everything runs on the caller's io_context, on one thread. docs/FEED.md tells the
+// protocol below in prose.
 //
 //   startup   per symbol: history store, then REST klines for only what is missing (backfill), then
 //             "catch-up": the aggTrades since the start of the current bar of the symbol's small
