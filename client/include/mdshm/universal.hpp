@@ -71,12 +71,14 @@ class Universal {
     scratch_.resize(window);
     for (std::size_t i = 0; i < kUniversalSeries.size(); ++i) {
       SeriesRows& r = out[i];
-      r.id = std::string(kUniversalSeries[i]);
-      r.rows.clear();
-      r.flags.clear();
+      r.id = kUniversalSeries[i];
+      // No clear(): fill_ overwrites every element, and resize() to the same size then costs
+      // nothing, where clear() + resize() zero-filled 14 KB per series on every snapshot.
       r.meta = SeriesMeta{};
       if (!series_[i]) try_open_(i);
       if (!series_[i]) {
+        r.rows.clear();
+        r.flags.clear();
         r.meta.status = open_err_[i];
         out.all_fresh = out.all_complete = false;
         continue;
