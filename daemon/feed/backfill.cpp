@@ -80,7 +80,7 @@ bool BinanceFeed::Impl::for_each_closed_kline(const std::string& who, const std:
     std::int64_t last_open = -1;
     for (const auto& k : kline_buf) {
       if (k.bar.open_time_ms < cursor || k.bar.open_time_ms >= to) continue;
-      if (!k.closed && k.bar.open_time_ms + len > now_ms) continue;  // the unfinished bar
+      if (!kline_final(k, now_ms)) continue;  // the unfinished bar
       each(k.bar);
       last_open = k.bar.open_time_ms;
     }

@@ -171,7 +171,7 @@ void BinanceFeed::Impl::handle_frame(std::string_view text, std::int64_t recv_ns
   }
   if (ev.event_time_ms > stream_event_ms) {
     stream_event_ms = ev.event_time_ms;
-    if (const auto at = clock.now_ms(recv_ns)) stream_lag_ms = *at - ev.event_time_ms;
+    stream_event_recv_ns = recv_ns;
   }
   if (ev.kind == parse::EventKind::server_shutdown) {
     ++unattributed_frames;
@@ -267,7 +267,8 @@ void BinanceFeed::Impl::tick() {
     // A backlog (the daemon was paused, the link slowed down): frames arrive later than the grace,
     // so trades of bars the clock says are over still wait in the socket. Close only what the
     // stream has shown (one connection delivers in event order) until it has caught up.
-    if (stream_lag_ms > grace) upto = std::min(upto, stream_event_ms);
+    const auto arrived = stream_event_ms ? clock.now_ms(stream_event_recv_ns) : std::nullopt;
+    if (arrived && *arrived - stream_event_ms > grace) upto = std::min(upto, stream_event_ms);
     for (std::size_t s = 0; s < syms.size(); ++s)
       if (!syms[s].repairing) aggs[s].advance_to(upto);
   }

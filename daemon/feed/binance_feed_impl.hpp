@@ -58,6 +58,11 @@ inline bool transient(net::RestError e) {
 }
 
 // GET /api/v3/klines for opens in [from, to_incl], at most `limit` rows (Binance: 1000).
+// Whether a kline's values are final: closed, or (REST rows carry no `x`) its interval is over.
+inline bool kline_final(const Kline& k, std::int64_t now_ms) {
+  return k.closed || k.bar.open_time_ms + std::int64_t{k.interval_s} * 1000 <= now_ms;
+}
+
 inline std::string klines_target(const std::string& symbol, std::uint32_t interval_s, std::int64_t from,
                                  std::int64_t to_incl, std::int64_t limit) {
   return "/api/v3/klines?symbol=" + symbol + "&interval=" + std::string(interval_name(interval_s)) +
@@ -123,8 +128,9 @@ struct BinanceFeed::Impl {
   bool connected = false;
   bool ever_connected = false;
   std::uint64_t frame_conn = 0;   // the connection of the frame being handled
-  // The newest event time (`E`) the stream delivered, and how late (exchange time) that frame came.
-  std::int64_t stream_event_ms = 0, stream_lag_ms = 0;
+  // The newest event time (`E`) the stream delivered and when its frame arrived (CLOCK_REALTIME):
+  // tick() tells from them how late the stream runs, off the per-frame path.
+  std::int64_t stream_event_ms = 0, stream_event_recv_ns = 0;
   std::chrono::steady_clock::time_point last_tick{};
   std::uint64_t newest_conn = 0;  // the connection that came up last
   int clock_samples = 0;

@@ -187,7 +187,7 @@ void BinanceFeed::Impl::heal_step(std::size_t sym, std::size_t k, std::int64_t c
       }
       std::int64_t last = -1;
       for (const auto& kl : kline_buf) {
-        if (kl.bar.open_time_ms > to || (!kl.closed && kl.bar.open_time_ms + len > now)) continue;
+        if (kl.bar.open_time_ms > to || !kline_final(kl, now)) continue;
         Kline closed = kl;
         closed.closed = true;
         aggs[sym].on_exchange_kline(closed);

@@ -259,16 +259,25 @@ std::uint64_t stat(const std::string& shm, const std::string& id, mdshm::Stat st
   return s ? s->stat(st) : 0;
 }
 
+// Asks `done` every `every` until it says yes or `limit` has passed; its last answer.
+template <class Done>
+bool poll_until(std::chrono::milliseconds limit, std::chrono::milliseconds every, Done done) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(every);
+  }
+}
+
 // Waits until eth_1m has at least `live` closed bars built from the stream (or times out).
 void wait_for_bars(const std::string& shm, std::size_t live, std::chrono::seconds limit) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
+  poll_until(limit, 100ms, [&] {
     std::size_t n = 0;
     for (const auto& b : read_all(shm, "eth_1m"))
       n += (b.flags & mdshm::flag::closed) && !(b.flags & (mdshm::flag::backfilled | mdshm::flag::from_store));
-    if (n >= live) return;
-    std::this_thread::sleep_for(100ms);
-  }
+    return n >= live;
+  });
 }
 
 struct Checked {
@@ -565,14 +574,11 @@ TEST_CASE("REST down while the stream is back: held trades go live, the gap's ba
   const auto shm = dir / "shm";
   fs::create_directories(shm);
   Daemon d(dir, config(dir, sim.port(), shm, "repair_hold_s = 1\n"), "daemon");
-  const auto until = std::chrono::steady_clock::now() + 30s;
-  bool healed = false;
-  while (!healed && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(250ms);
+  const bool healed = poll_until(30s, 250ms, [&] {
     const auto log = d.log();
-    healed = log.find("ETHUSDT: bars of the gap") != std::string::npos &&
-             log.find("BTCUSDT: bars of the gap") != std::string::npos;
-  }
+    return log.find("ETHUSDT: bars of the gap") != std::string::npos &&
+           log.find("BTCUSDT: bars of the gap") != std::string::npos;
+  });
   std::this_thread::sleep_for(3s);  // live minutes after the heal
   REQUIRE(d.alive());
   INFO(d.log());
@@ -601,17 +607,15 @@ TEST_CASE("a network blackout longer than 15 minutes of exchange time is refille
   Daemon d(dir, config(dir, sim.port(), shm), "daemon");
   // Wait for the refill, ETHUSDT healthy after it and five live minutes (the reconnect backoff
   // may reach 16 s).
-  const auto until = std::chrono::steady_clock::now() + 45s;
   std::int64_t refilled_at = -1, healthy_at = -1;
-  while (std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(250ms);
+  poll_until(45s, 250ms, [&] {
     const auto log = d.log();
     const auto refill = log.find("ETHUSDT: gap of");
-    if (refill == std::string::npos || log.find("refilling bars from klines", refill) == std::string::npos) continue;
+    if (refill == std::string::npos || log.find("refilling bars from klines", refill) == std::string::npos) return false;
     if (refilled_at < 0) refilled_at = sim.clock_ms();
     if (healthy_at < 0 && log.find("ETHUSDT: healthy", refill) != std::string::npos) healthy_at = sim.clock_ms();
-    if (healthy_at > 0 && sim.clock_ms() > healthy_at + 5 * kMinute) break;
-  }
+    return healthy_at > 0 && sim.clock_ms() > healthy_at + 5 * kMinute;
+  });
   REQUIRE(d.alive());
   INFO(d.log());
   REQUIRE(refilled_at > 0);
