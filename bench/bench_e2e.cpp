@@ -257,10 +257,12 @@ class Rig {
   // list a directory safely, so the names are spelled out; the temp directory itself stays).
   void remember_for_signal_cleanup(bool five_series) {
     std::vector<std::string> paths;
-    const std::string base = std::string(bench::kShmDir) + "/mdshm." + instance_;
-    for (const char* id : {"eth_ticks", "eth_1m", "eth_1h", "eth_1d", "btc_ticks"}) paths.push_back(base + "." + id);
+    for (const char* id : {"eth_ticks", "eth_1m", "eth_1h", "eth_1d", "btc_ticks"})
+      paths.push_back(mdshm::paths::segment(bench::kShmDir, instance_, id));
     if (!five_series) paths.resize(2);
-    for (const char* f : {"@registry", "@lock"}) paths.push_back(base + f);
+    paths.push_back(mdshm::paths::registry(bench::kShmDir, instance_));
+    paths.push_back(mdshm::paths::lock(bench::kShmDir, instance_));
+    paths.push_back(mdshm::paths::instance_dir(bench::kShmDir, instance_));
     for (const char* f : {"sim.log", "mdshmd.log", "mdshmd.toml", "ca.pem", "frames.rec", "sends.log"}) paths.push_back(path(f));
     int i = 0;
     for (const auto& p : paths)

@@ -93,20 +93,19 @@ inline void bench_memory(const std::string& daemon, const std::string& config, d
   {
     unpin();
     ScratchInstance inst;
-    const std::string base = std::string(kShmDir) + "/mdshm." + inst.name();
     for (const auto& s : default_series()) {
-      const auto f = file_size(base + "." + s.id);
+      const auto f = file_size(mdshm::paths::segment(kShmDir, inst.name(), s.id));
       total += f.bytes;
       total_alloc += f.allocated;
       bars += s.capacity;
-      std::printf("| mdshm.<instance>.%s | %llu | %llu | %llu | %.2f |\n", s.id.c_str(),
+      std::printf("| mdshm.<instance>/%s | %llu | %llu | %llu | %.2f |\n", s.id.c_str(),
                   static_cast<unsigned long long>(s.capacity), static_cast<unsigned long long>(f.bytes),
                   static_cast<unsigned long long>(f.allocated), static_cast<double>(f.bytes) / kMB);
     }
-    const auto reg = file_size(base + "@registry");
+    const auto reg = file_size(mdshm::paths::registry(kShmDir, inst.name()));
     total += reg.bytes;
     total_alloc += reg.allocated;
-    std::printf("| mdshm.<instance>@registry | - | %llu | %llu | %.2f |\n", static_cast<unsigned long long>(reg.bytes),
+    std::printf("| mdshm.<instance>/@registry | - | %llu | %llu | %.2f |\n", static_cast<unsigned long long>(reg.bytes),
                 static_cast<unsigned long long>(reg.allocated), static_cast<double>(reg.bytes) / kMB);
   }
   std::printf("| **total** (target < 32 MB) | %llu | %llu | %llu | **%.2f MB = %.2f MiB** |\n",

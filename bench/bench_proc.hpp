@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -168,7 +169,8 @@ inline void on_signal(int sig) {
   const int n = std::min<int>(g_child_count.load(), static_cast<int>(g_children.size()));
   for (int i = 0; i < n; ++i)
     if (g_children[static_cast<std::size_t>(i)] > 0) ::kill(g_children[static_cast<std::size_t>(i)], SIGKILL);
-  for (int i = 0; i < g_live_count.load(); ++i) ::unlink(g_live_paths[i]);
+  for (int i = 0; i < g_live_count.load(); ++i)
+    if (::unlink(g_live_paths[i]) != 0) ::rmdir(g_live_paths[i]);  // the instance directory comes last
   ::_exit(128 + sig);
 }
 }  // namespace detail
@@ -180,18 +182,10 @@ inline void install_cleanup_handler() {
   ::sigaction(SIGTERM, &sa, nullptr);
 }
 
-// Delete every /dev/shm file of an instance: segments, registry, lock, half-made temporaries.
+// Delete an instance's directory: segments, registry, lock, half-made temporaries.
 inline void remove_instance_files(const std::string& instance) {
-  const std::string seg = "mdshm." + instance + ".", other = "mdshm." + instance + "@";
-  if (DIR* d = ::opendir(kShmDir)) {
-    std::vector<std::string> doomed;
-    while (const dirent* e = ::readdir(d)) {
-      const std::string n = e->d_name;
-      if (n.rfind(seg, 0) == 0 || n.rfind(other, 0) == 0) doomed.push_back(std::string(kShmDir) + "/" + n);
-    }
-    ::closedir(d);
-    for (const auto& p : doomed) ::unlink(p.c_str());
-  }
+  std::error_code ec;
+  std::filesystem::remove_all(mdshm::paths::instance_dir(kShmDir, instance), ec);
 }
 
 // A Publisher on a fresh, uniquely named instance holding the five default series. Its files are
@@ -256,11 +250,13 @@ class ScratchInstance {
   void remember_paths() {
     std::vector<std::string> paths;
     for (const auto& s : default_series()) {
-      paths.push_back(std::string(kShmDir) + "/mdshm." + name_ + "." + s.id);
-      paths.push_back(std::string(kShmDir) + "/mdshm." + name_ + "@new." + s.id);
+      paths.push_back(mdshm::paths::segment(kShmDir, name_, s.id));
+      paths.push_back(mdshm::paths::segment_temp(kShmDir, name_, s.id));
     }
-    for (const char* suffix : {"@registry", "@registry.new", "@lock"})
-      paths.push_back(std::string(kShmDir) + "/mdshm." + name_ + suffix);
+    paths.push_back(mdshm::paths::registry(kShmDir, name_));
+    paths.push_back(mdshm::paths::registry(kShmDir, name_) + ".new");
+    paths.push_back(mdshm::paths::lock(kShmDir, name_));
+    paths.push_back(mdshm::paths::instance_dir(kShmDir, name_));
     int i = 0;
     for (const auto& p : paths) std::snprintf(detail::g_live_paths[i++], sizeof detail::g_live_paths[0], "%s", p.c_str());
     detail::g_live_count.store(i);

@@ -28,7 +28,7 @@ pids=()
 cleanup() {
   trap - EXIT INT TERM
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; wait "${pids[i]}" 2>/dev/null || true; done
-  echo "demo stopped. Logs: $workdir (segments stay in /dev/shm/mdshm.$instance.* on purpose: readers keep the last data)"
+  echo "demo stopped. Logs: $workdir (segments stay in /dev/shm/mdshm.$instance/ on purpose: readers keep the last data)"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

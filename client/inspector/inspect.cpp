@@ -19,9 +19,9 @@ double seconds_of(std::chrono::nanoseconds d) { return std::chrono::duration<dou
 
 // Identity readable from a file that failed validation: only when the magic says it is ours, so a
 // garbage file is never interpreted beyond its first 12 bytes.
-void read_version(Segment& seg) {
+void read_version(Segment& seg, const OpenOptions& opt) {
   detail::Mapping m;
-  if (detail::Mapping::map(seg.path, m) != Errc::ok) return;
+  if (detail::Mapping::map(seg.path, m, nullptr, opt.expected_owner) != Errc::ok) return;
   const auto& h = *static_cast<const SegmentHeader*>(m.base());
   if (load_field(h.magic) != kMagic) return;
   seg.layout_major = load_field(h.layout_major);
@@ -39,7 +39,7 @@ Segment open_path(const OpenOptions& opt, std::string series, std::string path) 
   }
   seg.error = r.error().code;
   seg.error_text = std::string(to_string(seg.error));
-  if (seg.error != Errc::not_found) read_version(seg);
+  if (seg.error != Errc::not_found) read_version(seg, opt);
   return seg;
 }
 
@@ -60,20 +60,18 @@ WriterState exact_writer_state(const Series& s) {
 
 std::vector<Segment> scan(const OpenOptions& opt) {
   std::vector<Segment> out;
-  DIR* d = ::opendir(opt.shm_dir.c_str());
+  if (!valid_instance(opt.instance)) return out;
+  DIR* d = ::opendir(paths::instance_dir(opt.shm_dir, opt.instance).c_str());
   if (!d) return out;
-  const std::string prefix = std::string(kSegmentPrefix) + opt.instance + ".";
   std::vector<std::string> names;
   while (const dirent* e = ::readdir(d)) {
-    const std::string_view name = e->d_name;
     // '@' files (registry, lock, segments being created) are not series.
-    if (name.size() > prefix.size() && name.starts_with(prefix) && name.find('@') == std::string_view::npos)
-      names.emplace_back(name.substr(prefix.size()));
+    if (paths::is_segment_name(e->d_name)) names.emplace_back(e->d_name);
   }
   ::closedir(d);
   std::sort(names.begin(), names.end());
   for (auto& n : names) {
-    std::string path = opt.shm_dir + "/" + prefix + n;
+    std::string path = series_path(opt, n);
     out.push_back(open_path(opt, std::move(n), std::move(path)));
   }
   return out;

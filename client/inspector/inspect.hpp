@@ -28,7 +28,7 @@ struct Segment {
   std::optional<std::uint16_t> layout_major, layout_minor;  // when the magic matched
 };
 
-// Every data segment of the instance (files mdshm.<instance>.<series>), sorted by series.
+// Every data segment of the instance (the files of mdshm.<instance>/ not starting with @), sorted by series.
 std::vector<Segment> scan(const OpenOptions& opt);
 // One series by name; error not_found if there is no file.
 Segment open_segment(const OpenOptions& opt, std::string_view series);

@@ -293,15 +293,18 @@ int serve(const config::Config& cfg, const std::atomic<bool>& stop, Runtime& rt)
   popt.log = &log_from_publisher;
 
   std::vector<publish::SeriesSpec> specs;
-  for (const auto& s : cfg.series) specs.push_back({s.id, s.symbol, s.interval_s, s.capacity});
+  const bool synthetic = cfg.source.kind == config::SourceKind::synthetic;
+  const std::string source_kind = synthetic ? "synthetic" : "binance";
+  const std::string endpoint = (synthetic ? "seed=" + std::to_string(cfg.source.synthetic.seed) : cfg.binance.ws_url)
+                                   .substr(0, kSourceEndpointLen - 1);  // a longer URL is compared by its prefix
+  for (const auto& s : cfg.series) specs.push_back({s.id, s.symbol, s.interval_s, s.capacity, source_kind, endpoint});
 
   rt.notifier.status("opening segments");
   std::unique_ptr<publish::Publisher> pub;
   try {
     pub = std::make_unique<publish::Publisher>(popt, specs);
   } catch (const publish::WriterLockHeld& e) {
-    spdlog::error("another mdshmd (pid {}) already serves instance '{}' ({})", e.holder_pid, cfg.daemon.instance,
-                  e.what());
+    spdlog::error("another writer already serves instance '{}': {}", cfg.daemon.instance, e.what());
     return kExitLockHeld;
   } catch (const std::exception& e) {
     spdlog::error("cannot publish instance '{}': {}", cfg.daemon.instance, e.what());

@@ -22,7 +22,7 @@ struct ShmConfig {
   std::string dir = "/dev/shm";
   mode_t mode = 0640;              // from the string "0640"; never world-writable
   std::string group;               // empty: the daemon's own group
-  std::string lock_file;           // empty: <dir>/mdshm.<instance>@lock
+  std::string lock_file;           // empty: <dir>/mdshm.<instance>/@lock (paths.hpp)
 };
 
 struct SyntheticSymbol {

@@ -16,7 +16,9 @@
 
 #include "mdshm/detail/futex.hpp"
 #include "mdshm/detail/proc.hpp"
+#include "mdshm/paths.hpp"
 #include "mdshm/registry_layout.hpp"
+#include "publish/instance_dir.hpp"
 #include "publish/writer_lock.hpp"
 
 namespace mdshm::publish {
@@ -125,14 +127,8 @@ struct Publisher::Impl {
   std::size_t reclaim();
 };
 
-namespace {
-std::string registry_file(const SegmentOptions& s) {
-  return s.shm_dir + "/" + std::string(kSegmentPrefix) + s.instance + "@registry";
-}
-}  // namespace
-
 void Publisher::Impl::open_registry(const std::vector<SeriesSpec>& series) {
-  registry_path = registry_file(opt.segments);
+  registry_path = paths::registry(opt.segments.shm_dir, opt.segments.instance);
   // Consumers write the registry (their slot, waiter counts): group-writable when group-readable.
   mode_t mode = opt.segments.mode;
   if (mode & 0040) mode |= 0020;
@@ -225,9 +221,18 @@ std::size_t Publisher::Impl::reclaim() {
 Publisher::Publisher(PublisherOptions opt, const std::vector<SeriesSpec>& series) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.opt = std::move(opt);
-  if (m.opt.lock_path.empty())
-    m.opt.lock_path = m.opt.segments.shm_dir + "/" + std::string(kSegmentPrefix) + m.opt.segments.instance + "@lock";
-  m.lock = WriterLock::acquire(m.opt.lock_path, m.opt.segments.instance);
+  std::vector<std::string> notes;
+  if (m.opt.segments.mode & 0022) {  // readers trust a segment only if no one else may write it
+    notes.push_back("shm.mode: segments are never writable by group or others; group/other write bits ignored");
+    m.opt.segments.mode &= ~mode_t{0022};
+  }
+  prepare_instance_dir(m.opt.segments, notes);  // before anything is opened in it
+  const bool own_lock = m.opt.lock_path.empty();
+  if (own_lock) m.opt.lock_path = paths::lock(m.opt.segments.shm_dir, m.opt.segments.instance);
+  notes.emplace_back();
+  m.lock = WriterLock::acquire(m.opt.lock_path, m.opt.segments.instance, own_lock, &notes.back());
+  for (const auto& n : notes)
+    if (!n.empty()) m.log(LogLevel::warn, n);
   m.open_registry(series);
   for (const auto& s : series) {
     AttachInfo info;

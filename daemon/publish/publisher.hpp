@@ -19,7 +19,7 @@ using LogFn = std::function<void(LogLevel, std::string_view)>;
 
 struct PublisherOptions {
   SegmentOptions segments;
-  std::string lock_path;       // empty: <shm_dir>/mdshm.<instance>@lock
+  std::string lock_path;       // empty: paths::lock (in the instance directory)
   LogFn log;                   // may be empty
 };
 

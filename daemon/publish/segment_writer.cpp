@@ -12,9 +12,13 @@
 #include <stdexcept>
 #include <system_error>
 #include <utility>
+#include <vector>
 
+#include "mdshm/detail/file_trust.hpp"
 #include "mdshm/detail/proc.hpp"
+#include "mdshm/paths.hpp"
 #include "mdshm/seqlock.hpp"
+#include "publish/instance_dir.hpp"
 
 namespace mdshm::publish {
 namespace {
@@ -50,7 +54,9 @@ void validate_spec(const SegmentOptions& opt, const SeriesSpec& s) {
   if (s.interval_s == 0) throw std::runtime_error("series " + s.id + ": interval must be > 0");
   if (s.capacity == 0 || s.capacity > kMaxCapacity)
     throw std::runtime_error("series " + s.id + ": capacity must be 1.." + std::to_string(kMaxCapacity));
-  if (opt.mode & 0002) throw std::runtime_error("segment mode must not be world-writable");
+  if (opt.mode & 0022) throw std::runtime_error("segment mode must not be group- or world-writable");
+  if (s.source_kind.size() >= kSourceKindLen || s.source_endpoint.size() >= kSourceEndpointLen)
+    throw std::runtime_error("series " + s.id + ": source kind or endpoint too long");
 }
 
 // Why an existing segment cannot be re-attached; empty if it can.
@@ -72,6 +78,14 @@ std::string incompatibility(const SegmentHeader& h, std::uint64_t file_size, con
   if (field_string(h.series_id, kSeriesIdLen) != s.id) return "series id differs";
   if (file_size != segment_size(h.capacity)) return "file size does not match capacity";
   if (h.generation == 0) return "never finished initialising";
+  if (!s.source_kind.empty()) {
+    const auto kind = field_string(h.source_kind, kSourceKindLen);
+    const auto endpoint = field_string(h.source_endpoint, kSourceEndpointLen);
+    if (kind.empty()) return "segment records no source (written before layout 1.2): its bars may be made up";
+    if (kind != s.source_kind || endpoint != s.source_endpoint || field_string(h.source_symbol, kSourceSymbolLen) != s.symbol)
+      return "source " + std::string(kind) + " " + std::string(endpoint) + " != configured " + s.source_kind + " " +
+             s.source_endpoint;
+  }
   return {};
 }
 
@@ -95,11 +109,13 @@ void* map_rw(int fd, std::size_t size, const std::string& path) {
 }  // namespace
 
 std::string segment_path(const SegmentOptions& opt, std::string_view series_id) {
-  return opt.shm_dir + "/" + std::string(kSegmentPrefix) + opt.instance + "." + std::string(series_id);
+  return paths::segment(opt.shm_dir, opt.instance, series_id);
 }
 
 SegmentWriter SegmentWriter::open(const SegmentOptions& opt, const SeriesSpec& spec, AttachInfo* info) {
   validate_spec(opt, spec);
+  std::vector<std::string> notes;  // the Publisher verified the directory first and logged these
+  prepare_instance_dir(opt, notes);
   AttachInfo local;
   AttachInfo& out = info ? *info : local;
   out = {};
@@ -109,18 +125,27 @@ SegmentWriter SegmentWriter::open(const SegmentOptions& opt, const SeriesSpec& s
   const std::size_t size = segment_size(spec.capacity);
 
   // --- try to re-attach ----------------------------------------------------------------------
-  const int old_fd = ::open(w.path_.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-  if (old_fd >= 0) {
+  // Only a file we own and nobody else may write is mapped at all: another account could shrink
+  // it under us (SIGBUS) or write bars into it. O_NONBLOCK: a FIFO at the name must not hang us.
+  int old_fd = ::open(w.path_.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  int retire_fd = -1;  // a trusted, incompatible segment: retired once its replacement is in place
+  if (old_fd < 0 && errno == ELOOP) {
+    struct stat lst {};
+    out.outcome = AttachOutcome::replaced;
+    out.reason = "not trusted: a symbolic link" +
+                 (::lstat(w.path_.c_str(), &lst) == 0 ? " owned by " + detail::describe_uid(lst.st_uid) : std::string());
+  } else if (old_fd >= 0) {
     struct stat st {};
     ::fstat(old_fd, &st);
     const auto file_size = static_cast<std::uint64_t>(st.st_size);
     std::string why;
-    if (!S_ISREG(st.st_mode)) why = "not a regular file";
+    if (const auto distrust = detail::untrusted_reason(st, ::geteuid()); !distrust.empty())
+      why = "not trusted: " + distrust;
     else if (file_size < kHeaderSize) why = "file smaller than a header (" + std::to_string(file_size) + " bytes)";
     if (why.empty()) {
       auto* h = static_cast<SegmentHeader*>(map_rw(old_fd, kHeaderSize, w.path_));
       why = incompatibility(*h, file_size, spec);
-      if (!why.empty() && h->magic == kMagic) store_rel(h->state, static_cast<std::uint32_t>(SegmentState::retired));
+      if (!why.empty() && h->magic == kMagic) retire_fd = ::dup(old_fd);
       ::munmap(h, kHeaderSize);
     }
     if (why.empty()) {
@@ -175,11 +200,26 @@ SegmentWriter SegmentWriter::open(const SegmentOptions& opt, const SeriesSpec& s
   } else if (errno != ENOENT) {
     fail(w.path_, "open existing segment", errno);
   }
+  // A trusted but incompatible old segment is retired only once its replacement is reserved and
+  // in place: a full /dev/shm leaves readers the old segment, not a retired one.
+  struct OldSegment {
+    int fd;
+    ~OldSegment() {
+      if (fd >= 0) ::close(fd);
+    }
+    void retire() const {
+      if (fd < 0) return;
+      void* p = ::mmap(nullptr, kHeaderSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      if (p == MAP_FAILED) return;
+      store_rel(static_cast<SegmentHeader*>(p)->state, static_cast<std::uint32_t>(SegmentState::retired));
+      ::munmap(p, kHeaderSize);
+    }
+  } const old{retire_fd};
 
   // --- create under a temporary name, publish with rename ------------------------------------
   // Readers never see a half-initialised file at the series' path: they see either the old
   // (retired) segment, nothing, or the new one in state ready.
-  const std::string tmp = opt.shm_dir + "/" + std::string(kSegmentPrefix) + opt.instance + "@new." + spec.id;
+  const std::string tmp = paths::segment_temp(opt.shm_dir, opt.instance, spec.id);
   ::unlink(tmp.c_str());
   const int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, opt.mode);
   if (fd < 0) fail(tmp, "create segment", errno);
@@ -191,7 +231,8 @@ SegmentWriter SegmentWriter::open(const SegmentOptions& opt, const SeriesSpec& s
   // posix_fallocate reserves the pages now: a full /dev/shm is this clean error, not a SIGBUS later.
   if (const int e = ::posix_fallocate(fd, 0, static_cast<off_t>(size)); e != 0) {
     cleanup();
-    fail(tmp, "reserve " + std::to_string(size) + " bytes (is /dev/shm full?)", e);
+    fail(tmp, "reserve " + std::to_string(size) + " bytes (is /dev/shm full?" +
+                  std::string(old.fd >= 0 ? " The old segment stays readable)" : ")"), e);
   }
   void* base = nullptr;
   try { base = map_rw(fd, size, tmp); } catch (...) { cleanup(); throw; }
@@ -215,6 +256,9 @@ SegmentWriter SegmentWriter::open(const SegmentOptions& opt, const SeriesSpec& s
   copy_name(h.symbol, kSymbolLen, spec.symbol);
   copy_name(h.series_id, kSeriesIdLen, spec.id);
   copy_name(h.instance, kInstanceLen, opt.instance);
+  copy_name(h.source_kind, kSourceKindLen, spec.source_kind);
+  copy_name(h.source_endpoint, kSourceEndpointLen, spec.source_endpoint);
+  copy_name(h.source_symbol, kSourceSymbolLen, spec.source_kind.empty() ? std::string() : spec.symbol);
   h.created_wall_ns = detail::wall_ns();
   for (std::uint64_t i = 0; i < spec.capacity; ++i) w.ring_[i].bar_index = kEmptySlot;
   h.latch[0].bar_index = h.latch[1].bar_index = kEmptySlot;
@@ -226,6 +270,7 @@ SegmentWriter SegmentWriter::open(const SegmentOptions& opt, const SeriesSpec& s
     ::unlink(tmp.c_str());
     fail(w.path_, "rename new segment into place", e);
   }
+  old.retire();  // readers that still map it re-open by name and find the new one
   if (out.outcome != AttachOutcome::replaced) out.outcome = AttachOutcome::created;
   out.generation = 1;
   return w;

@@ -8,16 +8,27 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "mdshm/layout.hpp"
 
 namespace mdshm::publish {
 
 struct SeriesSpec {
+  // Constructors rather than an aggregate, so {id, symbol, interval, capacity} stays complete.
+  SeriesSpec() = default;
+  SeriesSpec(std::string id_, std::string symbol_, std::uint32_t interval_s_, std::uint64_t capacity_,
+             std::string source_kind_ = {}, std::string source_endpoint_ = {})
+      : id(std::move(id_)), symbol(std::move(symbol_)), interval_s(interval_s_), capacity(capacity_),
+        source_kind(std::move(source_kind_)), source_endpoint(std::move(source_endpoint_)) {}
   std::string id;          // series id, e.g. "eth_ticks"
   std::string symbol;      // exchange symbol, upper case, e.g. "ETHUSDT"
   std::uint32_t interval_s = 0;
   std::uint64_t capacity = 0;
+  // Where the bars come from (layout.hpp lines 13-14). A segment recorded with another source is
+  // replaced, never re-attached. Empty kind: not recorded and not checked (test writers).
+  std::string source_kind;      // "binance", "synthetic"
+  std::string source_endpoint;  // e.g. the WebSocket URL, or the synthetic seed
 };
 
 struct SegmentOptions {

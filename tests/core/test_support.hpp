@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "mdshm/client.hpp"
@@ -18,19 +19,13 @@ inline std::string unique_instance(const char* tag) {
   return std::string("t") + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
 }
 
-// Removes /dev/shm/mdshm.<instance>.* and mdshm.<instance>@* on scope exit.
+// Removes the instance directory (paths.hpp) on scope exit.
 struct ShmCleanup {
   std::string instance;
   std::string dir = "/dev/shm";
   ~ShmCleanup() {
-    DIR* d = ::opendir(dir.c_str());
-    if (!d) return;
-    const std::string a = "mdshm." + instance + ".", b = "mdshm." + instance + "@";
-    while (dirent* e = ::readdir(d)) {
-      const std::string name = e->d_name;
-      if (name.rfind(a, 0) == 0 || name.rfind(b, 0) == 0) ::unlink((dir + "/" + name).c_str());
-    }
-    ::closedir(d);
+    std::error_code ec;
+    std::filesystem::remove_all(paths::instance_dir(dir, instance), ec);
   }
 };
 

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "mdshm/layout.hpp"
+#include "mdshm/paths.hpp"
 
 extern char** environ;
 
@@ -50,8 +51,7 @@ struct Instance {
   }
   ~Instance() {
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator("/dev/shm", ec))
-      if (e.path().filename().string().rfind("mdshm." + name, 0) == 0) fs::remove(e.path(), ec);
+    fs::remove_all(paths::instance_dir("/dev/shm", name), ec);
     fs::remove_all(dir, ec);
   }
   std::string write_config(const std::string& body, const std::string& file = "mdshmd.toml") const {
@@ -64,7 +64,7 @@ struct Instance {
                         "[source.synthetic]\nrate = " + std::to_string(rate) + "\nseed = 3\n"
                         "start_prices = { ETHUSDT = 1900.0, BTCUSDT = 24000.0 }\n");
   }
-  std::string segment(const char* series) const { return "/dev/shm/mdshm." + name + "." + series; }
+  std::string segment(const char* series) const { return paths::segment("/dev/shm", name, series); }
 };
 
 struct Proc {
@@ -217,7 +217,7 @@ TEST_CASE("--instance overrides the config's instance") {
   CHECK(wait_for([&] { return SegmentView(inst.segment("x_1s")).problem() == HeaderProblem::none; }, 5000ms));
   kill(d.pid, SIGTERM);
   CHECK(d.wait_exit() == 0);
-  CHECK_FALSE(fs::exists("/dev/shm/mdshm.unused_name.x_1s"));
+  CHECK_FALSE(fs::exists(paths::segment("/dev/shm", "unused_name", "x_1s")));
 }
 
 TEST_CASE("bad configurations exit 2 naming key and line; --check-config") {

@@ -188,12 +188,12 @@ TEST_CASE("check: 1 when recent bars are flagged not_repaired", "[inspector]") {
 TEST_CASE("check: 2 for a dead writer, a missing and an incompatible segment", "[inspector]") {
   Fixture f;
   // Garbage with a series name: listed with the reason, never a crash.
-  const std::string garbage = "/dev/shm/mdshm." + f.instance + ".garbage";
+  const std::string garbage = mdshm::paths::segment("/dev/shm", f.instance, "garbage");
   {
     std::ofstream out(garbage);
     out << std::string(8192, 'x');
   }
-  const std::string tiny = "/dev/shm/mdshm." + f.instance + ".tiny";
+  const std::string tiny = mdshm::paths::segment("/dev/shm", f.instance, "tiny");
   {
     std::ofstream out(tiny);
     out << "short";
@@ -216,7 +216,7 @@ TEST_CASE("check: 2 for a dead writer, a missing and an incompatible segment", "
   REQUIRE(f.mdshm("check").exit_code == 0);
 
   // A segment the writer registered but which is gone.
-  ::unlink(("/dev/shm/mdshm." + f.instance + ".eth_1h").c_str());
+  ::unlink(mdshm::paths::segment("/dev/shm", f.instance, "eth_1h").c_str());
   auto missing = f.mdshm("check");
   CHECK(missing.exit_code == 2);
   CHECK(contains(missing.out, "FAIL eth_1h: missing"));

@@ -9,10 +9,13 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "mdshm/paths.hpp"
 
 namespace mdshm::test {
 
@@ -92,16 +95,8 @@ class WriterProcess {
 };
 
 inline void remove_instance_files(const std::string& instance, const std::string& dir = "/dev/shm") {
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return;
-  const std::string a = "mdshm." + instance + ".", b = "mdshm." + instance + "@";
-  std::vector<std::string> doomed;
-  while (dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name.rfind(a, 0) == 0 || name.rfind(b, 0) == 0) doomed.push_back(dir + "/" + name);
-  }
-  ::closedir(d);
-  for (auto& p : doomed) ::unlink(p.c_str());
+  std::error_code ec;
+  std::filesystem::remove_all(mdshm::paths::instance_dir(dir, instance), ec);
 }
 
 struct InstanceCleanup {

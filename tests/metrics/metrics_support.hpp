@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include <string>
 
 #include "mdshm/client.hpp"
@@ -18,14 +20,8 @@ struct TestInstance {
     name = std::string("tm") + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
   }
   ~TestInstance() {
-    DIR* d = ::opendir("/dev/shm");
-    if (!d) return;
-    const std::string a = "mdshm." + name + ".", b = "mdshm." + name + "@";
-    while (dirent* e = ::readdir(d)) {
-      const std::string f = e->d_name;
-      if (f.rfind(a, 0) == 0 || f.rfind(b, 0) == 0) ::unlink(("/dev/shm/" + f).c_str());
-    }
-    ::closedir(d);
+    std::error_code ec;
+    std::filesystem::remove_all(paths::instance_dir("/dev/shm", name), ec);
   }
   publish::PublisherOptions publisher_options() const {
     publish::PublisherOptions o;

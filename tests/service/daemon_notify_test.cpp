@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "notify_listener.hpp"
+#include "mdshm/paths.hpp"
 
 extern char** environ;
 
@@ -91,8 +92,7 @@ struct Daemon {
       ::waitpid(pid, &status, 0);
     }
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator("/dev/shm", ec))
-      if (e.path().filename().string().rfind("mdshm." + instance, 0) == 0) fs::remove(e.path(), ec);
+    fs::remove_all(mdshm::paths::instance_dir("/dev/shm", instance), ec);
     fs::remove(log, ec);
   }
 };

@@ -1,5 +1,5 @@
 // Consumer registration: a named reader announces itself so operators see who reads, how far
-// behind (lag = head - cursor) and whether it is alive. Lives in mdshm.<instance>@registry, apart
+// behind (lag = head - cursor) and whether it is alive. Lives in mdshm.<instance>/@registry, apart
 // from the data (registry_layout.hpp says why). Entries of dead processes are reclaimed by the
 // daemon every second, and by any registering consumer that finds the table full.
 #pragma once

@@ -35,6 +35,8 @@ enum class Errc {
   registry_unavailable,  // the consumer registry cannot be opened read-write
   registry_full,
   invalid_argument,
+  symlink_refused,       // a symbolic link where a segment or the instance directory should be
+  untrusted_owner,       // owned by someone other than the expected writer, or writable by others
 };
 
 inline std::string_view to_string(Errc e) {
@@ -62,6 +64,8 @@ inline std::string_view to_string(Errc e) {
     case Errc::registry_unavailable: return "consumer registry unavailable";
     case Errc::registry_full: return "consumer registry full";
     case Errc::invalid_argument: return "invalid argument";
+    case Errc::symlink_refused: return "refused a symbolic link";
+    case Errc::untrusted_owner: return "not written by the expected writer";
   }
   return "unknown";
 }

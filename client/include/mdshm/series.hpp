@@ -26,9 +26,11 @@
 #include <thread>
 #include <utility>
 
+#include "mdshm/detail/file_trust.hpp"
 #include "mdshm/detail/futex.hpp"
 #include "mdshm/detail/proc.hpp"
 #include "mdshm/layout.hpp"
+#include "mdshm/paths.hpp"
 #include "mdshm/registry_layout.hpp"
 #include "mdshm/result.hpp"
 #include "mdshm/seqlock.hpp"
@@ -36,16 +38,21 @@
 namespace mdshm {
 
 struct OpenOptions {
-  std::string instance = std::string(kDefaultInstance);
-  std::string shm_dir = std::string(kDefaultShmDir);
+  // A constructor rather than an aggregate, so {instance, shm_dir} stays complete as fields grow.
+  OpenOptions(std::string instance_ = std::string(kDefaultInstance), std::string shm_dir_ = std::string(kDefaultShmDir))
+      : instance(std::move(instance_)), shm_dir(std::move(shm_dir_)) {}
+  std::string instance;
+  std::string shm_dir;
+  // The account whose segments are trusted. Empty: the owner of the instance directory (the daemon
+  // created it). Set it (e.g. to the uid of user mdshm) so that a directory someone else created
+  // before the daemon first started is refused too.
+  std::optional<uid_t> expected_owner;
 };
 
 inline std::string series_path(const OpenOptions& o, std::string_view series_id) {
-  return o.shm_dir + "/" + std::string(kSegmentPrefix) + o.instance + "." + std::string(series_id);
+  return paths::segment(o.shm_dir, o.instance, series_id);
 }
-inline std::string registry_path(const OpenOptions& o) {
-  return o.shm_dir + "/" + std::string(kSegmentPrefix) + o.instance + "@registry";
-}
+inline std::string registry_path(const OpenOptions& o) { return paths::registry(o.shm_dir, o.instance); }
 
 enum class WriterState { alive, stalled, dead };
 inline std::string_view to_string(WriterState w) {
@@ -83,17 +90,48 @@ class Mapping {
     }
     return *this;
   }
-  static Errc map(const std::string& path, Mapping& out, std::string* detail_msg = nullptr) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+  // Maps `path` if it is a regular file (never through a symlink) owned by `expected_owner` (empty:
+  // the owner of the directory it is in) that nobody else may write (file_trust.hpp).
+  static Errc map(const std::string& path, Mapping& out, std::string* detail_msg = nullptr,
+                  std::optional<uid_t> expected_owner = std::nullopt) {
+    auto refuse = [&](Errc e, const std::string& why) {
+      if (detail_msg) *detail_msg = why;
+      return e;
+    };
+    const auto slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) {
       const int e = errno;
-      if (detail_msg) *detail_msg = std::strerror(e);
-      return e == ENOENT ? Errc::not_found : (e == EACCES || e == EPERM) ? Errc::permission_denied : Errc::io_error;
+      if (e == ELOOP || e == ENOTDIR) return refuse(Errc::symlink_refused, dir + " is not a directory (a symlink?)");
+      return refuse(e == ENOENT ? Errc::not_found : (e == EACCES || e == EPERM) ? Errc::permission_denied : Errc::io_error,
+                    std::strerror(e));
+    }
+    struct stat dst {};
+    const bool dir_ok = ::fstat(dfd, &dst) == 0;
+    const int fd = ::openat(dfd, path.c_str() + (slash == std::string::npos ? 0 : slash + 1),
+                            O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    const int open_errno = errno;
+    ::close(dfd);
+    if (fd < 0) {
+      if (open_errno == ELOOP) return refuse(Errc::symlink_refused, "a symbolic link");
+      return refuse(open_errno == ENOENT                             ? Errc::not_found
+                    : (open_errno == EACCES || open_errno == EPERM) ? Errc::permission_denied
+                                                                    : Errc::io_error,
+                    std::strerror(open_errno));
     }
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (!dir_ok || ::fstat(fd, &st) != 0) {
       ::close(fd);
       return Errc::io_error;
+    }
+    const uid_t writer = expected_owner.value_or(dst.st_uid);
+    std::string why = untrusted_reason(st, writer);
+    if (why.empty() && !expected_owner && (dst.st_mode & (S_IWGRP | S_IWOTH)))
+      why = "its directory " + dir + " is writable by others, so its owner proves nothing";
+    if (!why.empty()) {
+      ::close(fd);
+      return refuse(S_ISREG(st.st_mode) ? Errc::untrusted_owner : Errc::io_error, why);
     }
     if (st.st_size < static_cast<off_t>(kHeaderSize)) {
       ::close(fd);
@@ -117,7 +155,7 @@ class Mapping {
   // True if `path` now names another file than the one mapped (replaced or removed).
   bool replaced_at(const std::string& path) const {
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return true;
+    if (::lstat(path.c_str(), &st) != 0) return true;
     return st.st_ino != ino_ || st.st_dev != dev_;
   }
   const void* base() const { return base_; }
@@ -335,7 +373,7 @@ class Series {
 
   Errc map_(std::string* why) {
     detail::Mapping m;
-    if (const Errc e = detail::Mapping::map(path_, m, why); e != Errc::ok) return e;
+    if (const Errc e = detail::Mapping::map(path_, m, why, opt_.expected_owner); e != Errc::ok) return e;
     const HeaderProblem p = validate_header(m.base(), m.size());
     if (p != HeaderProblem::none) return to_errc(p);
     mapping_ = std::move(m);

@@ -1,6 +1,6 @@
 // mdshm segment layout — the binary contract between mdshmd (the only writer) and every reader.
 //
-// One segment per series, a file in /dev/shm named  mdshm.<instance>.<series>.
+// One segment per series, a file named /dev/shm/mdshm.<instance>/<series> (paths.hpp).
 // docs/LAYOUT.md is the prose version of this file; keep the two in step.
 //
 //   0                                                               4096
@@ -12,6 +12,7 @@
 //   | line 4  head, updates, futex word, last update, amends         |  every publish
 //   | line 5-8  statistics: 32 named u64 counters (Stat)             |  writer's counters
 //   | line 9-12 latency histogram: 32 log2(ns) buckets               |  event -> publish
+//   | line 13-14 source: kind, endpoint, symbol                      |  immutable after create
 //   | line 16   latch sequence                                       |  every publish
 //   | line 17-20 latch copies 0 and 1 of the newest bar (BarSlot x2) |  every publish
 //   +----------------------------------------------------------------+
@@ -38,7 +39,7 @@ namespace mdshm {
 // minor (they ignore what they do not know). The layout hash below catches a forgotten bump.
 inline constexpr std::uint64_t kMagic = 0x4745534D4853444DULL;  // the bytes "MDSHMSEG" on little-endian
 inline constexpr std::uint16_t kLayoutMajor = 1;
-inline constexpr std::uint16_t kLayoutMinor = 1;  // 1.1: Stat::exchange_offset_ms
+inline constexpr std::uint16_t kLayoutMinor = 2;  // 1.1: Stat::exchange_offset_ms; 1.2: the source (lines 13-14)
 inline constexpr std::uint32_t kEndianTag = 0x01020304u;  // stored natively; reads back equal iff same endianness
 
 enum class Arch : std::uint32_t { unknown = 0, x86_64 = 1, aarch64 = 2 };
@@ -202,12 +203,23 @@ inline constexpr std::size_t kFutexOffset = kAmendsOffset + 8;            // u32
 // lines 5-8 and 9-12
 inline constexpr std::size_t kStatsOffset = 320;
 inline constexpr std::size_t kHistogramOffset = kStatsOffset + 8 * kStatSlots;
+// lines 13-14: where the bars come from (1.2). The writer refuses to re-attach a segment filled
+// from another source (made-up synthetic bars must never pass for the exchange's). Not part of the
+// layout hash: a minor addition that older readers ignore.
+inline constexpr std::size_t kSourceKindLen = 16;       // NUL-padded, e.g. "binance", "synthetic"
+inline constexpr std::size_t kSourceEndpointLen = 96;   // NUL-padded, e.g. "wss://stream.binance.com:9443"
+inline constexpr std::size_t kSourceSymbolLen = kSymbolLen;  // the symbol asked of the source
+inline constexpr std::size_t kSourceKindOffset = kHistogramOffset + 8 * kLatencyBuckets;
+inline constexpr std::size_t kSourceEndpointOffset = kSourceKindOffset + kSourceKindLen;
+inline constexpr std::size_t kSourceSymbolOffset = kSourceEndpointOffset + kSourceEndpointLen;
+inline constexpr std::size_t kSourceEnd = kSourceSymbolOffset + kSourceSymbolLen;
+static_assert(kSourceKindOffset == 832 && kSourceEnd == 960, "lines 13-14, reserved before 1.2");
 // lines 16-20: the latch (the newest bar, twice)
 inline constexpr std::size_t kLatchSeqOffset = 1024;
 inline constexpr std::size_t kLatchCopiesOffset = kLatchSeqOffset + kCacheLine;
 inline constexpr std::size_t kHeaderEnd = kLatchCopiesOffset + 2 * kRecordSize;
 inline constexpr std::size_t kHeaderSize = 4096;  // one page: the ring starts page-aligned
-static_assert(kHistogramOffset + 8 * kLatencyBuckets <= kLatchSeqOffset);
+static_assert(kSourceEnd <= kLatchSeqOffset);
 static_assert(kHeaderEnd <= kHeaderSize);
 
 struct alignas(kCacheLine) SegmentHeader {
@@ -254,7 +266,11 @@ struct alignas(kCacheLine) SegmentHeader {
   // lines 5-12
   std::uint64_t stats[kStatSlots];
   std::uint64_t latency_hist[kLatencyBuckets];
-  std::uint8_t reserved6[kLatchSeqOffset - kHistogramOffset - 8 * kLatencyBuckets];
+  // lines 13-14
+  char source_kind[kSourceKindLen];
+  char source_endpoint[kSourceEndpointLen];
+  char source_symbol[kSourceSymbolLen];
+  std::uint8_t reserved6[kLatchSeqOffset - kSourceEnd];
   // line 16
   std::uint64_t latch_seq;
   std::uint8_t reserved7[kCacheLine - 8];
@@ -296,6 +312,9 @@ MDSHM_CHECK_OFFSET(amends, kAmendsOffset);
 MDSHM_CHECK_OFFSET(futex_word, kFutexOffset);
 MDSHM_CHECK_OFFSET(stats, kStatsOffset);
 MDSHM_CHECK_OFFSET(latency_hist, kHistogramOffset);
+MDSHM_CHECK_OFFSET(source_kind, kSourceKindOffset);
+MDSHM_CHECK_OFFSET(source_endpoint, kSourceEndpointOffset);
+MDSHM_CHECK_OFFSET(source_symbol, kSourceSymbolOffset);
 MDSHM_CHECK_OFFSET(latch_seq, kLatchSeqOffset);
 MDSHM_CHECK_OFFSET(latch, kLatchCopiesOffset);
 #undef MDSHM_CHECK_OFFSET
@@ -341,10 +360,7 @@ inline constexpr std::uint64_t kMaxCapacity = 1ULL << 24;
 constexpr std::uint64_t segment_size(std::uint64_t capacity) { return kHeaderSize + capacity * kRecordSize; }
 
 // ---------------------------------------------------------------------------------------------
-// Naming.  /dev/shm/mdshm.<instance>.<series>   data segment (one per series)
-//          /dev/shm/mdshm.<instance>@registry   consumer registry (registry_layout.hpp)
-//          /dev/shm/mdshm.<instance>@lock       single-writer lock (default; configurable)
-// '@' cannot occur in an instance or series name, so the three never collide.
+// Naming: paths.hpp (the instance directory /dev/shm/mdshm.<instance>/ and the files in it).
 inline constexpr std::string_view kDefaultShmDir = "/dev/shm";
 inline constexpr std::string_view kDefaultInstance = "default";
 inline constexpr std::string_view kSegmentPrefix = "mdshm.";

@@ -1,12 +1,18 @@
 // Where an instance's files live: the one place both the writer and every reader take names from.
 //
-//   <shm_dir>/mdshm.<instance>.<series>      data segment, one per series (layout.hpp)
-//   <shm_dir>/mdshm.<instance>@registry      consumer registry (registry_layout.hpp)
-//   <shm_dir>/mdshm.<instance>@lock          single-writer lock (default; configurable)
-//   <shm_dir>/mdshm.<instance>@new.<series>  a segment being created, renamed into place when ready
-//   <shm_dir>/mdshm.<instance>@consumers     directory reserved for per-consumer files
+//   <shm_dir>/mdshm.<instance>/                the instance directory: created by the daemon, owned
+//                                              by its user, mode 0750 (group = the readers' group)
+//   <shm_dir>/mdshm.<instance>/<series>        data segment, one per series (layout.hpp)
+//   <shm_dir>/mdshm.<instance>/@registry       consumer registry (registry_layout.hpp)
+//   <shm_dir>/mdshm.<instance>/@lock           single-writer lock (default; configurable)
+//   <shm_dir>/mdshm.<instance>/@new.<series>   a segment being created, renamed into place when ready
+//   <shm_dir>/mdshm.<instance>/@consumers      directory reserved for per-consumer files
 //
-// '@' cannot occur in an instance or series name, so these never collide with each other.
+// Why a directory: /dev/shm is writable by every account, so any user could create an instance's
+// names first (after every reboot it is empty) and the daemon would then write, and readers read,
+// files that user can still change. Inside a directory only the daemon's user can create names; the
+// daemon verifies the directory on every start (docs/OPERATIONS.md, "Security model").
+// '@' cannot occur in a series name, so the names never collide with each other.
 #pragma once
 
 #include <string>
@@ -17,25 +23,25 @@
 namespace mdshm::paths {
 
 // The directory that holds an instance's names.
-inline std::string instance_dir(std::string_view shm_dir, std::string_view /*instance*/) { return std::string(shm_dir); }
-
-inline std::string instance_stem(std::string_view shm_dir, std::string_view instance) {
-  return instance_dir(shm_dir, instance) + "/" + std::string(kSegmentPrefix) + std::string(instance);
+inline std::string instance_dir(std::string_view shm_dir, std::string_view instance) {
+  return std::string(shm_dir) + "/" + std::string(kSegmentPrefix) + std::string(instance);
 }
 inline std::string segment(std::string_view shm_dir, std::string_view instance, std::string_view series_id) {
-  return instance_stem(shm_dir, instance) + "." + std::string(series_id);
+  return instance_dir(shm_dir, instance) + "/" + std::string(series_id);
 }
 inline std::string segment_temp(std::string_view shm_dir, std::string_view instance, std::string_view series_id) {
-  return instance_stem(shm_dir, instance) + "@new." + std::string(series_id);
+  return instance_dir(shm_dir, instance) + "/@new." + std::string(series_id);
 }
 inline std::string registry(std::string_view shm_dir, std::string_view instance) {
-  return instance_stem(shm_dir, instance) + "@registry";
+  return instance_dir(shm_dir, instance) + "/@registry";
 }
 inline std::string lock(std::string_view shm_dir, std::string_view instance) {
-  return instance_stem(shm_dir, instance) + "@lock";
+  return instance_dir(shm_dir, instance) + "/@lock";
 }
 inline std::string consumers_dir(std::string_view shm_dir, std::string_view instance) {
-  return instance_stem(shm_dir, instance) + "@consumers";
+  return instance_dir(shm_dir, instance) + "/@consumers";
 }
+// True for a directory entry of the instance directory that is a series segment (not '@' files).
+constexpr bool is_segment_name(std::string_view name) { return valid_series_id(name); }
 
 }  // namespace mdshm::paths

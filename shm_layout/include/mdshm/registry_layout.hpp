@@ -1,4 +1,4 @@
-// The consumer registry: /dev/shm/mdshm.<instance>@registry.
+// The consumer registry: /dev/shm/mdshm.<instance>/@registry (paths.hpp).
 //
 // Kept apart from the data segments on purpose: consumers map it read-write (to register, move
 // their cursor and announce that they block), so a buggy consumer can at worst corrupt the
