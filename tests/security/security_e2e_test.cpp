@@ -415,3 +415,35 @@ TEST_CASE("defect 6: a capacity change on a full shm dir leaves the old segment 
   mdshm::Bar b{};
   CHECK(r->latest(b) == mdshm::Errc::ok);
 }
+
+TEST_CASE("issue 8 defect 5: after the synthetic source, the Binance config keeps no made-up bar", "[e2e]") {
+  Scratch s("source");
+  const fs::path shm = s.dir / "shm";
+  fs::create_directories(shm);
+  s.shm = shm.string();
+  {
+    Daemon synthetic(s, s.config(), "synthetic");  // what scripts/demo.sh --synthetic runs
+    const bool up = wait_for([&] { return has_closed_bars(s, 3); }, 15s);
+    INFO(synthetic.text());
+    REQUIRE(up);
+    REQUIRE(synthetic.stop() == 0);
+  }
+  REQUIRE(bars_of(s).size() >= 3);
+  // The live source (an endpoint that does not answer: the segments are opened before the feed).
+  const auto live = (s.dir / "live.toml").string();
+  std::ofstream(live) << "[daemon]\ninstance = \"" << s.instance << "\"\n[shm]\ndir = \"" << s.shm
+                      << "\"\n[source]\nkind = \"binance\"\n[binance]\nws_url = \"wss://127.0.0.1:1\"\n"
+                         "rest_url = \"https://127.0.0.1:1\"\n[[series]]\nid = \"eth_1m\"\nsymbol = \"ETHUSDT\"\n"
+                         "interval = \"1s\"\ncapacity = 600\n";
+  Daemon binance(s, live, "binance");
+  const bool attached = wait_for([&] {
+    const auto t = binance.text();
+    return t.find("series eth_1m:") != std::string::npos;
+  }, 15s);
+  const std::string log = binance.text();
+  INFO(log);
+  REQUIRE(attached);
+  CHECK(log.find("re-attached") == std::string::npos);
+  CHECK(log.find("source synthetic") != std::string::npos);  // the reason names the old source
+  CHECK(bars_of(s).empty());                                 // none of the random-walk bars is left
+}
