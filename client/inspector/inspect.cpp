@@ -39,6 +39,10 @@ Segment open_path(const OpenOptions& opt, std::string series, std::string path) 
   }
   seg.error = r.error().code;
   seg.error_text = std::string(to_string(seg.error));
+  // Whose file was refused is what the operator needs: keep the detail (the message minus the path).
+  const std::string& msg = r.error().message;
+  if ((seg.error == Errc::symlink_refused || seg.error == Errc::untrusted_owner) && msg.rfind(seg.path + ": ", 0) == 0)
+    seg.error_text = msg.substr(seg.path.size() + 2);
   if (seg.error != Errc::not_found) read_version(seg, opt);
   return seg;
 }

@@ -109,12 +109,16 @@ class Mapping {
     }
     struct stat dst {};
     const bool dir_ok = ::fstat(dfd, &dst) == 0;
-    const int fd = ::openat(dfd, path.c_str() + (slash == std::string::npos ? 0 : slash + 1),
-                            O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    const char* name = path.c_str() + (slash == std::string::npos ? 0 : slash + 1);
+    const int fd = ::openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     const int open_errno = errno;
+    struct stat lst {};
+    const bool link_known = fd < 0 && open_errno == ELOOP && ::fstatat(dfd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0;
     ::close(dfd);
     if (fd < 0) {
-      if (open_errno == ELOOP) return refuse(Errc::symlink_refused, "a symbolic link");
+      if (open_errno == ELOOP)
+        return refuse(Errc::symlink_refused,
+                      (link_known ? "owned by " + describe_uid(lst.st_uid) + ", " : std::string()) + "not followed");
       return refuse(open_errno == ENOENT                             ? Errc::not_found
                     : (open_errno == EACCES || open_errno == EPERM) ? Errc::permission_denied
                                                                     : Errc::io_error,
