@@ -72,6 +72,7 @@ void prepare_instance_dir(const SegmentOptions& opt, std::vector<std::string>& n
       fail(path, "instance directory", errno);
     }
     std::string why = detail::untrusted_reason(lst, me, /*want_dir=*/true);
+    if (why.find("owned by") == std::string::npos) why += " owned by " + detail::describe_uid(lst.st_uid);
     const bool ours = S_ISDIR(lst.st_mode) && lst.st_uid == me;
     if (ours) {
       const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
