@@ -52,7 +52,7 @@ TEST_CASE("heartbeat keeps an idle writer alive; freshness follows updates") {
   CHECK_FALSE(s->is_fresh(100ms));
 }
 
-TEST_CASE("blocked readers are woken by the notifier; timeouts time out") {
+TEST_CASE("blocked readers are woken once per batch; timeouts time out") {
   const auto inst = unique_instance("wake");
   ShmCleanup clean{inst};
   publish::Publisher pub(pub_opts(inst), {spec("eth_ticks", 64, 1)});
@@ -74,6 +74,8 @@ TEST_CASE("blocked readers are woken by the notifier; timeouts time out") {
   std::this_thread::sleep_for(100ms);  // let them block
   const auto t1 = std::chrono::steady_clock::now();
   w.publish(make_bar(1000, 1));
+  CHECK(pub.wake_readers() == 1);  // one segment touched: one FUTEX_WAKE
+  CHECK(pub.wake_readers() == 0);  // nothing new: no syscall
   for (auto& t : readers) t.join();
   CHECK(woken == 4);
   // Woken by the futex, not by the 250 ms safety slice.

@@ -26,10 +26,13 @@
 #include <thread>
 #include <utility>
 
-#include "mdshm/detail/futex.hpp"
-#include "mdshm/detail/proc.hpp"
+#include <poll.h>
+#include <sys/inotify.h>
+
 #include "mdshm/layout.hpp"
-#include "mdshm/registry_layout.hpp"
+#include "mdshm/paths.hpp"
+#include "mdshm/platform/futex.hpp"
+#include "mdshm/platform/proc.hpp"
 #include "mdshm/result.hpp"
 #include "mdshm/seqlock.hpp"
 
@@ -66,6 +69,7 @@ inline constexpr auto kHeartbeatDeadline = std::chrono::milliseconds(1000);  // 
 inline constexpr auto kHeartbeatSuspect = std::chrono::milliseconds(150);    // writer beats every 50 ms
 
 namespace detail {
+using namespace mdshm::platform;  // detail::mono_ns() etc. kept working for code written before the move
 
 // A read-only mapping of a whole file, validated. Shared by Series and the inspector.
 class Mapping {
@@ -130,6 +134,41 @@ class Mapping {
   dev_t dev_ = 0;
 };
 
+// Wakes wait_open() when a name appears in the segment directory (inotify), or after the slice.
+// Watches the instance directory, or the shm directory while the former does not exist yet.
+class DirWatch {
+ public:
+  DirWatch(const std::string& dir, const std::string& parent) : fd_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {
+    if (fd_ < 0) return;
+    constexpr std::uint32_t kMask = IN_CREATE | IN_MOVED_TO | IN_ATTRIB | IN_CLOSE_WRITE;
+    if (::inotify_add_watch(fd_, dir.c_str(), kMask) < 0 && ::inotify_add_watch(fd_, parent.c_str(), kMask) < 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~DirWatch() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  DirWatch(const DirWatch&) = delete;
+  DirWatch& operator=(const DirWatch&) = delete;
+  void wait(std::chrono::nanoseconds slice) {
+    const int ms = static_cast<int>(std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(slice).count()));
+    if (fd_ < 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(ms, 20)));  // no inotify: poll
+      return;
+    }
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, ms) > 0) {
+      alignas(inotify_event) char buf[4096];
+      while (::read(fd_, buf, sizeof buf) > 0) {}
+    }
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 }  // namespace detail
 
 class ClosedView;
@@ -177,13 +216,19 @@ class Series {
 
   // ---- reads ---------------------------------------------------------------------------------
   // The newest bar (in progress or just closed), from the latch: never blocked by the writer.
-  Errc latest(Bar& out, std::uint64_t* index = nullptr) {
+  // *version: the update count this version of the bar was published as (the writer fills the
+  // latch just before it counts the update, so it may be updates() + 1). A caller that spins on
+  // updates() compares versions, not updates(), to skip a bar it already has; wait(timeout)
+  // does that for it (latest() marks the version seen).
+  Errc latest(Bar& out, std::uint64_t* index = nullptr, std::uint64_t* version = nullptr) {
     if (const Errc e = check_state_(); e != Errc::ok) return e;
     for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
-      std::uint64_t idx = 0;
-      if (seqlock::try_read_latch(h_->latch_seq, h_->latch, idx, out)) {
+      std::uint64_t idx = 0, ver = 0;
+      if (seqlock::try_read_latch(h_->latch_seq, h_->latch, idx, out, &ver)) {
         if (idx == ~0ULL) return Errc::empty;
         if (index) *index = idx;
+        if (version) *version = ver;
+        seen_ = std::max(seen_, ver);
         return Errc::ok;
       }
       cpu_relax_();
@@ -229,6 +274,7 @@ class Series {
     n = 0;
     if (const Errc e = check_state_(); e != Errc::ok) return e;
     for (int attempt = 0; attempt < 64; ++attempt) {
+      const std::uint64_t u0 = updates();  // before head: all it counts is in what we read
       const std::uint64_t h0 = head();
       if (h0 == 0) return Errc::ok;
       if (c.next > h0) c.next = h0;  // writer restarted with fewer bars: resume at its head
@@ -244,6 +290,7 @@ class Series {
       if (e == Errc::lapped || e == Errc::not_held) continue;  // lapped mid-copy: recompute
       if (e != Errc::ok) return e;
       n = static_cast<std::size_t>(count);
+      if (count == h0 - c.next) seen_ = std::max(seen_, u0);  // caught up (not cut short by out.size())
       std::uint64_t advance = count;
       if (count > 0 && (out[count - 1].flags & flag::in_progress)) --advance;
       c.next += advance;
@@ -257,38 +304,42 @@ class Series {
   Errc closed_view(std::size_t n, ClosedView& view);
 
   // ---- waiting -------------------------------------------------------------------------------
-  // Block until updates() != seen, the timeout passes, or the writer is found dead. Announces the
-  // wait in the consumer registry so the writer's notifier wakes this futex; without write access
-  // to the registry it polls every millisecond instead.
-  WaitResult wait(std::uint64_t seen, std::chrono::nanoseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::uint32_t* waiters = registry_waiters_();
-    if (waiters) std::atomic_ref<std::uint32_t>(*waiters).fetch_add(1, std::memory_order_seq_cst);
-    WaitResult r = WaitResult::timeout;
-    for (;;) {
-      const std::uint32_t word = load_field(h_->futex_word, std::memory_order_seq_cst);
-      if (updates() != seen || word != static_cast<std::uint32_t>(seen)) {
-        r = WaitResult::updated;
-        break;
-      }
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) break;
-      // Sleep in slices of at most 250 ms to notice a dead writer within a second.
-      auto slice = std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(waiters ? 250 : 1));
-      detail::futex_wait_shared(&h_->futex_word, static_cast<std::uint32_t>(seen), slice);
-      // Two missed heartbeats make the writer suspect: then ask the kernel whether it lives.
-      if (heartbeat_age() > kHeartbeatSuspect && writer_state() == WriterState::dead) {
-        r = WaitResult::writer_dead;
-        break;
-      }
-    }
-    if (waiters) std::atomic_ref<std::uint32_t>(*waiters).fetch_sub(1, std::memory_order_seq_cst);
-    if (r != WaitResult::updated && (load_field(h_->state) != static_cast<std::uint32_t>(SegmentState::ready) ||
-                                     mapping_.replaced_at(path_))) {
-      // The writer replaced the segment: re-open by name so the next read sees the new one.
-      if (refresh() == Errc::ok) r = WaitResult::updated;
-    }
+  // The update count this Series has handed to its caller: set at open, raised by latest() (to
+  // the version of the bar it returned), read_since() and wait(). wait(timeout) blocks until the
+  // writer has published past it, so a caller that reads, then waits, never misses an update and
+  // never gets the same one twice.
+  std::uint64_t seen() const { return seen_; }
+  void mark_seen(std::uint64_t updates) { seen_ = std::max(seen_, updates); }
+
+  // Block until the writer published something this Series has not handed out (updates() >
+  // seen()), the timeout passes, or the writer is found dead. No registry, no shared writes: the
+  // reader sleeps on the segment's futex word, which the writer wakes once per batch.
+  WaitResult wait(std::chrono::nanoseconds timeout) {
+    const WaitResult r = wait_(timeout, [this](std::uint64_t u) { return u > seen_; });
+    if (r == WaitResult::updated) seen_ = std::max(seen_, updates());
     return r;
+  }
+
+  // Block until updates() != seen (the caller tracks `seen`; prefer wait(timeout) above).
+  WaitResult wait(std::uint64_t seen, std::chrono::nanoseconds timeout) {
+    return wait_(timeout, [seen](std::uint64_t u) { return u != seen; });
+  }
+
+  // Open a series that may not exist yet (a reader started before the daemon): retries while the
+  // segment is missing or not ready, woken by inotify on the segment directory (and at least
+  // every 100 ms, for a writer that turns a segment ready in place). Any other error is returned
+  // at once; a segment still missing at the deadline returns not_found / not_ready.
+  static Result<Series> wait_open(std::string_view series_id, const OpenOptions& opt,
+                                  std::chrono::nanoseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    detail::DirWatch watch(paths::instance_dir(opt.shm_dir, opt.instance), opt.shm_dir);
+    for (;;) {
+      auto s = open(series_id, opt);
+      if (s || (s.error().code != Errc::not_found && s.error().code != Errc::not_ready)) return s;
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return s;
+      watch.wait(std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(100)));
+    }
   }
 
   // ---- freshness and the writer --------------------------------------------------------------
@@ -309,11 +360,11 @@ class Series {
     if (heartbeat_age() <= kHeartbeatSuspect) return WriterState::alive;
     std::uint8_t id[kBootIdLen];
     for (std::size_t i = 0; i < kBootIdLen; ++i) id[i] = load_field(h_->boot_id[i]);
-    static const auto mine = detail::boot_id();  // constant until reboot
+    static const auto mine = platform::boot_id();  // constant until reboot
     if (std::memcmp(id, mine.data(), kBootIdLen) != 0) return WriterState::dead;
-    const auto ps = detail::process_state(static_cast<pid_t>(load_field(h_->writer_pid)),
+    const auto ps = platform::process_state(static_cast<pid_t>(load_field(h_->writer_pid)),
                                           load_field(h_->writer_start_ticks));
-    if (ps == detail::ProcessState::dead) return WriterState::dead;
+    if (ps == platform::ProcessState::dead) return WriterState::dead;
     return heartbeat_age() > kHeartbeatDeadline ? WriterState::stalled : WriterState::alive;
   }
   // The writer restarted (re-attached: same bars, new generation) since open()/refresh().
@@ -344,6 +395,7 @@ class Series {
     cap_ = load_field(h_->capacity);
     interval_s_ = load_field(h_->interval_s);
     opened_generation_ = generation();
+    seen_ = updates();
     return Errc::ok;
   }
 
@@ -383,33 +435,47 @@ class Series {
     return read_slot_(index, out);
   }
 
-  std::uint32_t* registry_waiters_() {
-    if (!registry_tried_) {
-      registry_tried_ = true;
-      const std::string rp = registry_path(OpenOptions{std::string(instance()), opt_.shm_dir});
-      const int fd = ::open(rp.c_str(), O_RDWR | O_CLOEXEC);
-      if (fd >= 0) {
-        struct stat st {};
-        ::fstat(fd, &st);
-        void* p = st.st_size >= static_cast<off_t>(kRegistrySize)
-                      ? ::mmap(nullptr, kRegistrySize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
-                      : MAP_FAILED;
-        ::close(fd);
-        if (p != MAP_FAILED) {
-          registry_ = std::shared_ptr<void>(p, [](void* q) { ::munmap(q, kRegistrySize); });
-          if (registry_valid(p, kRegistrySize)) {
-            auto v = registry_view(p);
-            for (std::size_t i = 0; i < kRegistrySeriesSlots; ++i)
-              if (field_string(v.series[i].series_id, kSeriesIdLen) == id()) waiters_ = &v.series[i].waiters;
-          }
-        }
+  // The wait loop. `done(updates)` says whether the caller's condition holds. The futex word is
+  // loaded before `updates` (the writer stores them in the other order), and the sleep expects
+  // the word as loaded, so a publish between the check and the sleep makes the sleep return at
+  // once. The word is only a doorbell, never the condition: a writer killed between storing
+  // `updates` and the word leaves them unequal for good, which must not read as "updated".
+  template <class Done>
+  WaitResult wait_(std::chrono::nanoseconds timeout, Done done) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    WaitResult r = WaitResult::timeout;
+    bool pass_on = false;  // woken by a publish: wake the other sleepers before returning
+    for (;;) {
+      const std::uint32_t word = load_field(h_->futex_word, std::memory_order_acquire);
+      if (done(updates())) {
+        r = WaitResult::updated;
+        break;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) break;
+      // Slices of at most 250 ms notice a dead writer within a second.
+      const auto slice = std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(250));
+      const int rc = platform::futex_wait_shared(&h_->futex_word, word, slice);
+      // The writer wakes ONE sleeper per batch; the one woken wakes the rest (only if the word
+      // really moved: a spurious wake-up passing itself on would ping-pong among readers).
+      if (rc == 0 && load_field(h_->futex_word, std::memory_order_relaxed) != word) pass_on = true;
+      // Two missed heartbeats make the writer suspect: then ask the kernel whether it lives.
+      if (heartbeat_age() > kHeartbeatSuspect && writer_state() == WriterState::dead) {
+        r = WaitResult::writer_dead;
+        break;
       }
     }
-    return waiters_;
+    if (pass_on) platform::futex_wake_shared(&h_->futex_word);
+    if (r != WaitResult::updated && (load_field(h_->state) != static_cast<std::uint32_t>(SegmentState::ready) ||
+                                     mapping_.replaced_at(path_))) {
+      // The writer replaced the segment: re-open by name so the next read sees the new one.
+      if (refresh() == Errc::ok) r = WaitResult::updated;
+    }
+    return r;
   }
 
   static std::chrono::nanoseconds since_mono_(std::uint64_t t) {
-    const std::uint64_t now = detail::mono_ns();
+    const std::uint64_t now = platform::mono_ns();
     return std::chrono::nanoseconds(now > t ? static_cast<std::int64_t>(now - t) : 0);
   }
   static void cpu_relax_() {
@@ -428,9 +494,7 @@ class Series {
   std::uint64_t cap_ = 0;
   std::uint32_t interval_s_ = 0;
   std::uint64_t opened_generation_ = 0;
-  bool registry_tried_ = false;
-  std::shared_ptr<void> registry_;
-  std::uint32_t* waiters_ = nullptr;
+  std::uint64_t seen_ = 0;
 };
 
 // Zero-copy: reads go straight to the mapped ring (relaxed atomic loads, so even a read that
