@@ -20,8 +20,6 @@
 namespace mdshm::publish {
 namespace {
 
-constexpr std::uint64_t kEmptySlot = ~0ULL;  // bar_index of a slot that never held a bar
-
 [[noreturn]] void fail(const std::string& path, const std::string& what, int err = 0) {
   std::string msg = path + ": " + what;
   if (err) msg += ": " + std::generic_category().message(err);

@@ -10,6 +10,8 @@
 #pragma once
 
 #include <fcntl.h>
+#include <sched.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,9 +40,16 @@
 
 namespace mdshm {
 
+// How long one read keeps retrying a slot the writer is in the middle of (sequence odd, or moving)
+// before it reports Errc::contended. A write takes ~100 ns, but a writer preempted mid-write on a
+// loaded host holds the slot for the length of its time slice (600 µs were seen); 2 ms covers that
+// and is still far below any timeout a consumer would choose.
+inline constexpr std::chrono::nanoseconds kDefaultReadBound = std::chrono::milliseconds(2);
+
 struct OpenOptions {
   std::string instance = std::string(kDefaultInstance);
   std::string shm_dir = std::string(kDefaultShmDir);
+  std::chrono::nanoseconds read_bound = kDefaultReadBound;  // see kDefaultReadBound
 };
 
 inline std::string series_path(const OpenOptions& o, std::string_view series_id) {
@@ -64,12 +73,55 @@ struct Cursor {
 
 enum class WaitResult { updated, timeout, writer_dead };
 
-inline constexpr int kMaxReadAttempts = 4096;  // per bar: bounded, readers never wait on the writer
+inline constexpr int kMaxReadAttempts = 4096;  // spins-only bound of the benchmarks' raw loops (bench_reads)
 inline constexpr auto kHeartbeatDeadline = std::chrono::milliseconds(1000);  // older: writer stalled
 inline constexpr auto kHeartbeatSuspect = std::chrono::milliseconds(150);    // writer beats every 50 ms
 
 namespace detail {
 using namespace mdshm::platform;  // detail::mono_ns() etc. kept working for code written before the move
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// The retry policy of one read: spin (the writer is almost always done within a few hundred ns),
+// then yield (it may be waiting for our core), then sleep in short steps (it was preempted), and
+// give up only when `bound` has passed since the first failed attempt.
+class ReadRetry {
+ public:
+  explicit ReadRetry(std::chrono::nanoseconds bound) : bound_ns_(static_cast<std::uint64_t>(bound.count())) {}
+  // Call after a failed attempt; false once the bound has passed.
+  bool again() {
+    if (++spins_ <= kSpins) {
+      cpu_relax();
+      return true;
+    }
+    const std::uint64_t now = platform::mono_ns();
+    if (start_ns_ == 0) start_ns_ = now - 1;
+    const std::uint64_t elapsed = now - start_ns_;
+    if (elapsed >= bound_ns_) return false;
+    if (elapsed < kYieldUntilNs) {
+      ::sched_yield();
+    } else {
+      const std::uint64_t nap = std::min<std::uint64_t>(kNapNs, bound_ns_ - elapsed);
+      timespec ts{0, static_cast<long>(nap)};
+      ::nanosleep(&ts, nullptr);
+    }
+    return true;
+  }
+
+ private:
+  static constexpr int kSpins = 256;                  // ~2-10 µs of pause instructions
+  static constexpr std::uint64_t kYieldUntilNs = 50'000;
+  static constexpr std::uint64_t kNapNs = 20'000;     // a preempted writer needs a CPU: give ours up
+  std::uint64_t bound_ns_;
+  std::uint64_t start_ns_ = 0;
+  int spins_ = 0;
+};
 
 // A read-only mapping of a whole file, validated. Shared by Series and the inspector.
 class Mapping {
@@ -222,18 +274,17 @@ class Series {
   // does that for it (latest() marks the version seen).
   Errc latest(Bar& out, std::uint64_t* index = nullptr, std::uint64_t* version = nullptr) {
     if (const Errc e = check_state_(); e != Errc::ok) return e;
-    for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+    for (detail::ReadRetry retry(opt_.read_bound);;) {
       std::uint64_t idx = 0, ver = 0;
       if (seqlock::try_read_latch(h_->latch_seq, h_->latch, idx, out, &ver)) {
-        if (idx == ~0ULL) return Errc::empty;
+        if (idx == kEmptySlot) return Errc::empty;
         if (index) *index = idx;
         if (version) *version = ver;
         seen_ = std::max(seen_, ver);
         return Errc::ok;
       }
-      cpu_relax_();
+      if (!retry.again()) return Errc::contended;
     }
-    return Errc::contended;
   }
 
   // One bar by index. not_held if it is newer than the head or was lapped.
@@ -387,7 +438,12 @@ class Series {
   Errc map_(std::string* why) {
     detail::Mapping m;
     if (const Errc e = detail::Mapping::map(path_, m, why); e != Errc::ok) return e;
-    const HeaderProblem p = validate_header(m.base(), m.size());
+    HeaderProblem p = validate_header(m.base(), m.size());
+    if (p == HeaderProblem::none) {
+      const auto slash = path_.rfind('/');
+      p = validate_names(*static_cast<const SegmentHeader*>(m.base()),
+                         slash == std::string::npos ? std::string_view(path_) : std::string_view(path_).substr(slash + 1));
+    }
     if (p != HeaderProblem::none) return to_errc(p);
     mapping_ = std::move(m);
     h_ = static_cast<const SegmentHeader*>(mapping_.base());
@@ -409,28 +465,36 @@ class Series {
 
   Errc read_slot_(std::uint64_t index, Bar& out) const {
     const BarSlot& slot = ring_[index % cap_];
-    for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+    // Bar i is written to its slot before the head moves past i: if the head was past `index`
+    // before the copy, the slot holds `index` or a newer bar (lapped), never an older one.
+    const std::uint64_t head_before = head();
+    for (detail::ReadRetry retry(opt_.read_bound);;) {
       std::uint64_t got = 0;
       const auto st = seqlock::try_read_slot(slot, got, out);
       if (st == seqlock::ReadStatus::ok) {
         if (got == index) return Errc::ok;
-        if (got != ~0ULL && got > index) return Errc::lapped;
-        return Errc::not_held;  // older bar (not written yet) or never written
+        if (got != kEmptySlot && got > index) {
+          // The writer stores head = i before it writes slot i, so after the consistent copy (its
+          // acquire) the head is at least the index found: a bar beyond it is damage, not a race.
+          return got > head() ? Errc::corrupt : Errc::lapped;
+        }
+        if (index < head_before && index + cap_ >= head_before) return Errc::corrupt;  // should be held
+        return Errc::not_held;  // not written yet
       }
-      cpu_relax_();
+      if (!retry.again()) break;
     }
     // A sequence stuck odd means a write that will never finish: say so rather than "busy".
     return writer_state() == WriterState::dead ? Errc::writer_dead : Errc::contended;
   }
 
   Errc read_newest_(std::uint64_t index, Bar& out) const {
-    for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+    for (detail::ReadRetry retry(opt_.read_bound);;) {
       std::uint64_t got = 0;
       if (seqlock::try_read_latch(h_->latch_seq, h_->latch, got, out)) {
         if (got == index) return Errc::ok;
         break;  // a newer bar started: the slot holds the final version of ours
       }
-      cpu_relax_();
+      if (!retry.again()) break;
     }
     return read_slot_(index, out);
   }
@@ -477,13 +541,6 @@ class Series {
   static std::chrono::nanoseconds since_mono_(std::uint64_t t) {
     const std::uint64_t now = platform::mono_ns();
     return std::chrono::nanoseconds(now > t ? static_cast<std::int64_t>(now - t) : 0);
-  }
-  static void cpu_relax_() {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
   }
 
   std::string path_;

@@ -66,15 +66,22 @@ inline std::atomic_ref<std::uint64_t> seq_ref(const std::uint64_t& seq) {
 
 // ---- one ring slot -----------------------------------------------------------------------------
 
-// Single writer only.
-inline void write_slot(BarSlot& slot, std::uint64_t bar_index, const Bar& bar) {
+// Single writer only. The critical section (sequence odd) holds the slot's stores and nothing
+// else: the caller computes the bar before. `inside` runs in the middle of it; tests use it to
+// stop a writer mid-write, everyone else calls the three-argument form.
+template <class Inside>
+inline void write_slot(BarSlot& slot, std::uint64_t bar_index, const Bar& bar, Inside&& inside) {
   auto seq = seq_ref(slot.seq);
   const std::uint64_t s = seq.load(std::memory_order_relaxed);
   seq.store(s + 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
   std::atomic_ref<std::uint64_t>(slot.bar_index).store(bar_index, std::memory_order_relaxed);
+  inside();
   store_words(slot.bar, bar);
   seq.store(s + 2, std::memory_order_release);
+}
+inline void write_slot(BarSlot& slot, std::uint64_t bar_index, const Bar& bar) {
+  write_slot(slot, bar_index, bar, [] {});
 }
 
 enum class ReadStatus { ok, busy, changed };
