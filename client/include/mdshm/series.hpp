@@ -579,10 +579,13 @@ class ClosedView {
   // it has overwritten the first one, whose sequence it bumps before its release fence. A reader
   // that saw any overwritten byte therefore sees the first slot's new sequence after this acquire
   // fence. Amendments bump `amends` before their fence, likewise.
+  // The generation too: a restarting writer repairs torn slots in place without touching
+  // `amends`, and the view may cover one of them.
   bool valid() const {
     std::atomic_thread_fence(std::memory_order_acquire);
     if (n_ == 0) return true;
     return load_field(h_->amends, std::memory_order_relaxed) == amends_ &&
+           load_field(h_->generation, std::memory_order_relaxed) == generation_ &&
            load_field(slot_(0).seq, std::memory_order_relaxed) == first_seq_;
   }
 
@@ -595,6 +598,7 @@ class ClosedView {
   std::uint64_t first_ = 0;
   std::size_t n_ = 0;
   std::uint64_t amends_ = 0;
+  std::uint64_t generation_ = 0;
   std::uint64_t first_seq_ = 0;
 };
 
@@ -605,6 +609,7 @@ inline Errc Series::closed_view(std::size_t n, ClosedView& v) {
   v.ring_ = ring_;
   v.cap_ = cap_;
   v.amends_ = load_field(h_->amends, std::memory_order_acquire);
+  v.generation_ = load_field(h_->generation, std::memory_order_acquire);
   const std::uint64_t h = head();
   if (h == 0) return Errc::empty;
   // Closed bars are [oldest held, h - 1); the newest may still be in progress. Leave one slot
