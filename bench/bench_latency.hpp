@@ -1,5 +1,5 @@
 // Publish -> visible in another process: a spinning reader, a blocked reader woken through the
-// Publisher's notifier, and a raw futex ping-pong between two processes as the floor for the latter.
+// Publisher's wake_readers(), and a raw futex ping-pong between two processes as the floor for the latter.
 //
 // Protocol, identical in all three: the writer (core 0) stamps the TSC into the bar (first_trade_id)
 // or a shared word just before publishing, the reader process (core 1) takes the TSC as soon as
@@ -249,7 +249,7 @@ inline void bench_futex_wake(const Clock& clk, int rounds, int samples) {
         sh->ready.store(1);
         mdshm::Bar b;
         for (int i = 0; i < warm + samples; ++i) {
-          if (const auto wr = s->wait(std::chrono::seconds(5)); wr != mdshm::WaitResult::updated) { std::fprintf(stderr, "DBG i=%d wr=%d upd=%llu seen=%llu word=%u\n", i, int(wr), (unsigned long long)s->updates(), (unsigned long long)s->seen(), s->header().futex_word); return 3; }
+          if (s->wait(std::chrono::seconds(5)) != mdshm::WaitResult::updated) return 3;
           if (s->latest(b) != mdshm::Errc::ok) sh->failures.fetch_add(1);
           const auto now = static_cast<std::int64_t>(tsc_end());
           if (i >= warm) ow[i - warm] = now - b.first_trade_id;

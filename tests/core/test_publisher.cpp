@@ -1,4 +1,4 @@
-// The Publisher: single-writer lock, consumer registry, heartbeat, and wake-ups via the notifier.
+// The Publisher: single-writer lock, consumer registry, heartbeat, and wake-ups once per batch.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,14 +11,6 @@
 using namespace mdshm;
 using namespace mdshm::test;
 using namespace std::chrono_literals;
-
-namespace {
-publish::PublisherOptions pub_opts(const std::string& inst) {
-  publish::PublisherOptions o;
-  o.segments = seg_opts(inst);
-  return o;
-}
-}  // namespace
 
 TEST_CASE("a second writer on the same instance is refused, naming the holder") {
   const auto inst = unique_instance("lock");

@@ -33,12 +33,14 @@ namespace {
 }
 
 struct StoppedWriter {
+  ChildGuard child;
   pid_t pid = -1;
   explicit StoppedWriter(const std::string& inst) {
     int p[2];
     REQUIRE(::pipe(p) == 0);
     pid = ::fork();
     if (pid == 0) stopped_writer(inst, p[1]);
+    child.pid = pid;
     char c = 0;
     REQUIRE(::read(p[0], &c, 1) == 1);  // segment exists, bar 0 published
     ::close(p[0]);
@@ -46,11 +48,6 @@ struct StoppedWriter {
     int status = 0;
     REQUIRE(::waitpid(pid, &status, WUNTRACED) == pid);  // now stopped inside the write
     REQUIRE(WIFSTOPPED(status));
-  }
-  ~StoppedWriter() {
-    ::kill(pid, SIGKILL);
-    ::kill(pid, SIGCONT);
-    ::waitpid(pid, nullptr, 0);
   }
 };
 

@@ -28,9 +28,7 @@ double stress_scale() {
 // The "daemon": a Publisher publishing 100 updates/s, waking readers once per update (a batch).
 [[noreturn]] void writer_process(const std::string& inst) {
   try {
-    publish::PublisherOptions o;
-    o.segments = seg_opts(inst);
-    publish::Publisher pub(o, {spec("eth_ticks", 64, 1)});
+    publish::Publisher pub(pub_opts(inst), {spec("eth_ticks", 64, 1)});
     auto& w = pub.at(0);
     for (std::uint64_t v = 1;; ++v) {
       w.publish(make_bar(1000 + static_cast<std::int64_t>(v / 50) * 1000, v));
@@ -87,22 +85,12 @@ long cpu_over(pid_t pid, std::chrono::milliseconds d) {
   return cpu_ticks(pid) - a;
 }
 
-struct Proc {
-  pid_t pid = -1;
-  ~Proc() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
-};
-
 }  // namespace
 
 TEST_CASE("1,000 blocked readers of both kinds killed at random moments leave nothing behind") {
   const auto inst = unique_instance("rkill");
   ShmCleanup clean{inst};
-  Proc writer;
+  ChildGuard writer;
   writer.pid = ::fork();
   if (writer.pid == 0) writer_process(inst);
   REQUIRE(writer.pid > 0);

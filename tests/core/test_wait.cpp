@@ -15,12 +15,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-publish::PublisherOptions pub_opts(const std::string& inst) {
-  publish::PublisherOptions o;
-  o.segments = seg_opts(inst);
-  return o;
-}
-
 long voluntary_switches_of_this_thread() {
   rusage ru{};
   ::getrusage(RUSAGE_THREAD, &ru);
