@@ -127,10 +127,11 @@ TEST_CASE("1,000 blocked readers of both kinds killed at random moments leave no
   }
   CHECK(exited_early == 0);
 
-  // The writer's CPU returns to what it was (the old waiter counts leaked and cost ~30 ticks/2 s).
+  // The writer's CPU returns to what it was. On main the leaked waiter counts kept the notifier
+  // polling for ever: 0 ticks per 2 s before, 7 after, in this very test.
   const long idle_after = cpu_over(writer.pid, 2s);
   INFO("writer CPU ticks per 2 s: before " << idle_before << ", after " << idle_after);
-  CHECK(idle_after <= idle_before + 10);
+  CHECK(idle_after <= idle_before * 3 / 2 + 3);
 
   // A live reader is still woken by the next publishes.
   for (int i = 0; i < 5; ++i) CHECK(s->wait(2s) == WaitResult::updated);
