@@ -1,5 +1,5 @@
 // Publish -> visible in another process: a spinning reader, a blocked reader woken through the
-// Publisher's notifier, and a raw futex ping-pong between two processes as the floor for the latter.
+// Publisher's wake_readers(), and a raw futex ping-pong between two processes as the floor for the latter.
 //
 // Protocol, identical in all three: the writer (core 0) stamps the TSC into the bar (first_trade_id)
 // or a shared word just before publishing, the reader process (core 1) takes the TSC as soon as
@@ -192,17 +192,6 @@ inline void bench_spin_visible(const Clock& clk, int rounds, int samples) {
 
 // ---- blocked reader vs raw futex ---------------------------------------------------------------------
 
-inline const std::uint32_t* registry_waiters(const mdshm::OpenOptions& opt, std::string_view series,
-                                             std::shared_ptr<void>& keep) {
-  mdshm::Errc err;
-  keep = mdshm::detail::map_registry(mdshm::registry_path(opt), false, err);
-  if (!keep) throw std::runtime_error("cannot map registry: " + std::string(mdshm::to_string(err)));
-  auto v = mdshm::registry_view(keep.get());
-  for (std::size_t i = 0; i < mdshm::kRegistrySeriesSlots; ++i)
-    if (mdshm::field_string(v.series[i].series_id, mdshm::kSeriesIdLen) == series) return &v.series[i].waiters;
-  throw std::runtime_error("series not in registry");
-}
-
 inline void bench_futex_wake(const Clock& clk, int rounds, int samples) {
   Table t("publish -> blocked reader woken (futex), beside a raw futex ping-pong, same rounds");
   const std::string raw = "raw futex: FUTEX_WAKE -> other process running";
@@ -245,10 +234,10 @@ inline void bench_futex_wake(const Clock& clk, int rounds, int samples) {
       t.add(raw, rs);
       t.add("raw futex: round trip / 2", summarize(rtt_half));
     }
-    // -- mdshm: the same, through publish() -> notifier thread -> FUTEX_WAKE -> Series::wait.
+    // -- mdshm: the same, through publish() + wake_readers() (one FUTEX_WAKE) -> Series::wait.
     {
       unpin();
-      ScratchInstance inst;  // its notifier thread floats over both cores, as in the daemon
+      ScratchInstance inst;  // its heartbeat thread floats over both cores, as in the daemon
       mdshm::Bar bar = inst.prefill(0);
       Shared<LatencyShared> sh(sizeof(std::int64_t) * static_cast<std::size_t>(samples));
       std::int64_t* ow = sh.tail<std::int64_t>();
@@ -257,38 +246,35 @@ inline void bench_futex_wake(const Clock& clk, int rounds, int samples) {
         pin_to_core(1);
         auto s = mdshm::Series::open("eth_ticks", opt);
         if (!s) return 2;
-        std::uint64_t seen = s->updates();
         sh->ready.store(1);
         mdshm::Bar b;
         for (int i = 0; i < warm + samples; ++i) {
-          if (s->wait(seen, std::chrono::seconds(5)) != mdshm::WaitResult::updated) return 3;
+          if (s->wait(std::chrono::seconds(5)) != mdshm::WaitResult::updated) return 3;
           if (s->latest(b) != mdshm::Errc::ok) sh->failures.fetch_add(1);
           const auto now = static_cast<std::int64_t>(tsc_end());
-          seen = s->updates();
           if (i >= warm) ow[i - warm] = now - b.first_trade_id;
           post32(sh->pong, static_cast<std::uint32_t>(i + 1));
         }
         return 0;
       });
       pin_to_core(0);
-      std::shared_ptr<void> keep;
-      const std::uint32_t* waiters = registry_waiters(opt, "eth_ticks", keep);
       spin_until(clk, [&] { return sh->ready.load() != 0; });
       auto& w = inst.writer(0);
-      std::vector<double> rtt_half, cost;
+      std::vector<double> rtt_half, cost, wake_cost;
       for (int i = 0; i < warm + samples; ++i) {
-        if (!spin_until(clk, [&] { return mdshm::load_field(*waiters, std::memory_order_acquire) != 0; }))
-          throw std::runtime_error("blocked reader never announced its wait");
-        clk.spin_ns(gap(rng));  // announced; now let it reach FUTEX_WAIT
+        clk.spin_ns(gap(rng));  // the reader answered the previous one; let it reach FUTEX_WAIT
         bar.close += 0.01;
         const std::uint64_t t0 = tsc_start();
         bar.first_trade_id = static_cast<std::int64_t>(t0);
         w.publish(bar);
         const std::uint64_t t1 = tsc_end();
+        w.wake_readers();  // the end of the feed's batch
+        const std::uint64_t t2 = tsc_end();
         if (!await32(sh->pong, static_cast<std::uint32_t>(i))) throw std::runtime_error("blocked reader stalled");
         if (i >= warm) {
           rtt_half.push_back(clk.to_ns(static_cast<double>(clk.net(t0, tsc_end()))) / 2);
           cost.push_back(clk.to_ns(static_cast<double>(clk.net(t0, t1))));
+          wake_cost.push_back(clk.to_ns(static_cast<double>(clk.net(t1, t2))));
         }
       }
       if (!reap_children()) throw std::runtime_error("blocked reader failed");
@@ -297,6 +283,7 @@ inline void bench_futex_wake(const Clock& clk, int rounds, int samples) {
       t.note(mds, "x raw p50", m.p50 / raw_p50);
       t.add("mdshm: round trip / 2", summarize(rtt_half));
       t.add("mdshm: publish() call with 1 reader blocked", summarize(cost));
+      t.add("mdshm: wake_readers() call (FUTEX_WAKE of 1 sleeper)", summarize(wake_cost));
     }
   }
   t.print();

@@ -44,7 +44,7 @@ inline bool pin_to_core(int core, pid_t tid = 0) {
 }
 
 // Back to every core: threads inherit the mask, so do this before creating a Publisher whose
-// notifier and heartbeat threads should float.
+// heartbeat thread should float.
 inline void unpin() {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -54,7 +54,7 @@ inline void unpin() {
 
 inline void be_nice(int nice) { (void)::setpriority(PRIO_PROCESS, 0, nice); }
 
-// Thread ids of this process other than the caller (the Publisher's notifier and heartbeat).
+// Thread ids of this process other than the caller (the Publisher's heartbeat).
 inline std::vector<pid_t> other_threads() {
   std::vector<pid_t> tids;
   if (DIR* d = ::opendir("/proc/self/task")) {

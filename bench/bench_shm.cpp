@@ -1,6 +1,6 @@
 // bench_shm: the shared-memory core's numbers (issue #2, "Benchmarks"; docs/PERFORMANCE.md).
 //
-//   bench_shm [spin|futex|reads|fanout|memory|all]... [--rounds N] [--quick]
+//   bench_shm [spin|futex|reads|fanout|memory|idle|all]... [--rounds N] [--quick]
 //             [--daemon build/bin/mdshmd --config config/synthetic.toml]
 //
 // Prints Markdown tables: each row is the median over --rounds of that round's p50/p99/p99.9.
@@ -14,6 +14,7 @@
 
 #include "bench_clock.hpp"
 #include "bench_fanout.hpp"
+#include "bench_idle.hpp"
 #include "bench_latency.hpp"
 #include "bench_memory.hpp"
 #include "bench_proc.hpp"
@@ -27,8 +28,8 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string daemon = "build/bin/mdshmd", config = "config/synthetic.toml", hold;
   double daemon_wait = 10, pace_us = 500;
-  app.add_option("benches", which, "spin futex reads fanout memory (default: all)")
-      ->check(CLI::IsMember({"spin", "futex", "reads", "fanout", "memory", "all"}));
+  app.add_option("benches", which, "spin futex reads fanout memory idle (default: all)")
+      ->check(CLI::IsMember({"spin", "futex", "reads", "fanout", "memory", "idle", "all"}));
   app.add_option("--rounds", rounds, "repetitions; tables show the median of per-round statistics")
       ->check(CLI::Range(1, 100));
   app.add_flag("--quick", quick, "fewer samples and rounds (a smoke test, not a measurement)");
@@ -41,7 +42,7 @@ int main(int argc, char** argv) {
   if (!hold.empty()) return bench::hold_publisher(hold);
 
   std::set<std::string> run(which.begin(), which.end());
-  if (run.empty() || run.count("all")) run = {"spin", "futex", "reads", "fanout", "memory"};
+  if (run.empty() || run.count("all")) run = {"spin", "futex", "reads", "fanout", "memory", "idle"};
   if (quick) rounds = std::min(rounds, 2);
   const std::size_t div = quick ? 10 : 1;
 
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
     if (run.count("reads")) bench::bench_reads(clk, rounds, quick ? 0.03 : 0.3);
     if (run.count("fanout")) bench::bench_fanout(clk, std::min(rounds, 3), static_cast<int>(2000 / div), pace_us * 1000);
     if (run.count("memory")) bench::bench_memory(daemon, config, quick ? 3 : daemon_wait);
+    if (run.count("idle")) bench::bench_idle(daemon, quick ? 1 : rounds, quick ? 2 : 10);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_shm: %s\n", e.what());
     return 1;

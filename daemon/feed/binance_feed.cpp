@@ -335,6 +335,9 @@ std::string BinanceFeed::Impl::start() {
       [this](const net::WsFrame& f) {
         frame_conn = f.conn_id;
         handle_frame(f.text, f.recv_wall_ns);
+        // One frame is one batch: wake the readers of the series it touched (a load for the rest).
+        for (auto& fs : series)
+          if (fs.sink) fs.sink->writer().wake_readers();
       },
       [this](const net::WsEvent& e) { on_ws_event(e); });
   if (auto err = ws->start(); !err.empty()) return "WebSocket: " + err;

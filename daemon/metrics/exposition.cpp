@@ -5,7 +5,7 @@
 #include <set>
 
 #include "model/market.hpp"
-#include "mdshm/detail/proc.hpp"
+#include "mdshm/platform/proc.hpp"
 #include "publish/publisher.hpp"
 
 namespace mdshm::metrics {
@@ -219,7 +219,7 @@ std::string escape_label_value(std::string_view v) {
 
 std::string render_metrics(const std::vector<const SegmentHeader*>& segments,
                            const std::vector<ConsumerInfo>& consumers, std::uint64_t now_mono_ns) {
-  if (now_mono_ns == 0) now_mono_ns = detail::mono_ns();
+  if (now_mono_ns == 0) now_mono_ns = platform::mono_ns();
   std::vector<SeriesView> series;
   for (const SegmentHeader* h : segments) {
     if (!h) continue;

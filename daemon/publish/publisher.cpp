@@ -14,9 +14,8 @@
 #include <system_error>
 #include <thread>
 
-#include "mdshm/detail/futex.hpp"
-#include "mdshm/detail/proc.hpp"
 #include "mdshm/paths.hpp"
+#include "mdshm/platform/proc.hpp"
 #include "mdshm/registry_layout.hpp"
 #include "publish/instance_dir.hpp"
 #include "publish/writer_lock.hpp"
@@ -31,80 +30,6 @@ std::atomic_ref<T> aref(T& v) {
   return std::atomic_ref<T>(v);
 }
 
-// Wakes blocked readers off the feed thread, so that publish() stays O(1) and syscall-free
-// however many readers block (FUTEX_WAKE of N waiters costs O(N) in the kernel).
-//
-// Two modes. Idle (no reader blocked on any series): parked on a private futex; publish() does not
-// even call kick(), since the registry's waiter counts are zero. Polling (some reader blocked):
-// every kPollInterval it compares each segment's futex word with the last value it saw and wakes
-// the blocked readers of those that moved. publish() only stores; it pays one private wake at
-// most once per idle->polling transition (the first publish after a reader starts waiting). The
-// price: a blocked reader is woken up to kPollInterval after the publish, and this thread wakes
-// 20k times a second while readers block. Readers that need the last microseconds spin instead.
-class Notifier final : public WakeHook {
- public:
-  static constexpr auto kPollInterval = std::chrono::microseconds(50);
-
-  explicit Notifier(std::vector<SegmentWriter*> segs, std::vector<const std::uint32_t*> waiters)
-      : segs_(std::move(segs)), waiters_(std::move(waiters)), last_(segs_.size(), 0) {
-    thread_ = std::thread([this] { run(); });
-  }
-  ~Notifier() {
-    stop_.store(true);
-    wake_self();
-    thread_.join();
-  }
-  void kick() noexcept override {
-    pending_.store(1, std::memory_order_seq_cst);
-    if (parked_.load(std::memory_order_seq_cst)) wake_self();
-  }
-
- private:
-  void wake_self() noexcept {
-    aref(kick_word_).fetch_add(1, std::memory_order_seq_cst);
-    detail::futex_wake_private(&kick_word_, 1);
-  }
-  bool anyone_blocked() const {
-    for (const auto* w : waiters_)
-      if (w && load_field(*w) != 0) return true;
-    return false;
-  }
-  void wake_moved() {
-    for (std::size_t i = 0; i < segs_.size(); ++i) {
-      const auto* h = segs_[i]->header();
-      const std::uint32_t word = load_field(h->futex_word, std::memory_order_acquire);
-      if (word == last_[i]) continue;
-      if (waiters_[i] && load_field(*waiters_[i]) != 0) detail::futex_wake_shared(&h->futex_word);
-      last_[i] = word;
-    }
-  }
-  void run() {
-    ::prctl(PR_SET_TIMERSLACK, 1UL);  // the default 50 us slack would double the poll interval
-    while (!stop_.load()) {
-      const std::uint32_t w = aref(kick_word_).load(std::memory_order_seq_cst);
-      if (anyone_blocked()) {
-        detail::futex_wait_private(&kick_word_, w, kPollInterval);
-      } else {
-        parked_.store(true, std::memory_order_seq_cst);
-        // Timed: a reader that starts blocking on an idle series is still served within 100 ms
-        // even if no publish kicks us (e.g. the feed is down).
-        if (pending_.load(std::memory_order_seq_cst) == 0) detail::futex_wait_private(&kick_word_, w, 100ms);
-        parked_.store(false, std::memory_order_seq_cst);
-      }
-      pending_.store(0, std::memory_order_seq_cst);
-      wake_moved();
-    }
-  }
-  std::vector<SegmentWriter*> segs_;
-  std::vector<const std::uint32_t*> waiters_;
-  std::vector<std::uint32_t> last_;
-  std::atomic<std::uint32_t> pending_{0};
-  std::atomic<bool> parked_{false};
-  std::atomic<bool> stop_{false};
-  std::uint32_t kick_word_ = 0;
-  std::thread thread_;
-};
-
 }  // namespace
 
 struct Publisher::Impl {
@@ -115,7 +40,6 @@ struct Publisher::Impl {
   std::string registry_path;
   void* registry = nullptr;
   RegistryView reg{};
-  std::unique_ptr<Notifier> notifier;
   std::thread heartbeat;
   std::atomic<bool> stop{false};
 
@@ -205,7 +129,7 @@ std::size_t Publisher::Impl::reclaim() {
     ConsumerSlot& c = reg.consumers[i];
     const std::uint32_t pid = aref(c.pid).load(std::memory_order_acquire);
     if (pid == 0) continue;
-    if (detail::process_state(static_cast<pid_t>(pid), load_field(c.start_ticks)) != detail::ProcessState::dead)
+    if (platform::process_state(static_cast<pid_t>(pid), load_field(c.start_ticks)) != platform::ProcessState::dead)
       continue;
     // The owner is dead and cannot touch the slot any more: give back its waiter counts, then
     // free the slot (CAS, in case another reclaimer got there first).
@@ -251,21 +175,15 @@ Publisher::Publisher(PublisherOptions opt, const std::vector<SeriesSpec>& series
     }
     m.info.push_back(info);
   }
-  std::vector<SegmentWriter*> segs;
-  std::vector<const std::uint32_t*> waiters;
-  for (auto& w : m.writers) {
-    segs.push_back(&w);
-    const std::uint32_t* wp = nullptr;
-    for (std::size_t i = 0; i < kRegistrySeriesSlots; ++i)
-      if (field_string(m.reg.series[i].series_id, kSeriesIdLen) == w.spec().id) wp = &m.reg.series[i].waiters;
-    waiters.push_back(wp);
-  }
-  m.notifier = std::make_unique<Notifier>(segs, waiters);
-  for (std::size_t i = 0; i < m.writers.size(); ++i) m.writers[i].set_wake(m.notifier.get(), waiters[i]);
   m.heartbeat = std::thread([&m] {
     auto next_reclaim = std::chrono::steady_clock::now();
     while (!m.stop.load()) {
-      for (auto& w : m.writers) w.heartbeat();
+      for (auto& w : m.writers) {
+        w.heartbeat();
+        // Safety net for publishes whose caller did not call wake_readers() (backfill, repair):
+        // their blocked readers wake within one heartbeat instead of their 250 ms slice.
+        w.wake_readers();
+      }
       if (std::chrono::steady_clock::now() >= next_reclaim) {
         if (const auto n = m.reclaim(); n > 0) m.log(LogLevel::info, "reclaimed " + std::to_string(n) + " dead consumer(s)");
         next_reclaim += 1s;
@@ -279,8 +197,7 @@ Publisher::~Publisher() {
   Impl& m = *impl_;
   m.stop.store(true);
   if (m.heartbeat.joinable()) m.heartbeat.join();
-  m.notifier.reset();
-  for (auto& w : m.writers) w.set_wake(nullptr, nullptr);
+  for (auto& w : m.writers) w.wake_readers();
   if (m.registry && m.registry != MAP_FAILED) ::munmap(m.registry, kRegistrySize);
 }
 
@@ -294,5 +211,10 @@ SegmentWriter* Publisher::find(std::string_view id) {
 const std::vector<AttachInfo>& Publisher::attach_info() const { return impl_->info; }
 std::string Publisher::registry_path() const { return impl_->registry_path; }
 std::size_t Publisher::reclaim_dead_consumers() { return impl_->reclaim(); }
+std::size_t Publisher::wake_readers() {
+  std::size_t n = 0;
+  for (auto& w : impl_->writers) n += w.wake_readers() ? 1 : 0;
+  return n;
+}
 
 }  // namespace mdshm::publish

@@ -1,6 +1,6 @@
 // Everything the daemon needs to publish an instance: the single-writer lock, one SegmentWriter
-// per series, the consumer registry, the heartbeat thread (every 50 ms) and the notifier thread
-// that wakes blocked readers off the feed thread's path.
+// per series, the consumer registry and the heartbeat thread (every 50 ms). There is no notifier
+// thread: the feed thread wakes blocked readers once per batch with wake_readers().
 #pragma once
 
 #include <functional>
@@ -44,6 +44,10 @@ class Publisher {
 
   // Reclaims registry slots of dead consumers; the heartbeat thread calls it every second.
   std::size_t reclaim_dead_consumers();
+
+  // SegmentWriter::wake_readers() for every series: call once after each batch of publishes
+  // (a batch of socket reads, a poll of the source). Returns the number of FUTEX_WAKE calls.
+  std::size_t wake_readers();
 
  private:
   struct Impl;

@@ -15,15 +15,14 @@
 #include <vector>
 
 #include "mdshm/detail/file_trust.hpp"
-#include "mdshm/detail/proc.hpp"
 #include "mdshm/paths.hpp"
+#include "mdshm/platform/futex.hpp"
+#include "mdshm/platform/proc.hpp"
 #include "mdshm/seqlock.hpp"
 #include "publish/instance_dir.hpp"
 
 namespace mdshm::publish {
 namespace {
-
-constexpr std::uint64_t kEmptySlot = ~0ULL;  // bar_index of a slot that never held a bar
 
 [[noreturn]] void fail(const std::string& path, const std::string& what, int err = 0) {
   std::string msg = path + ": " + what;
@@ -81,7 +80,7 @@ std::string incompatibility(const SegmentHeader& h, std::uint64_t file_size, con
   if (!s.source_kind.empty()) {
     const auto kind = field_string(h.source_kind, kSourceKindLen);
     const auto endpoint = field_string(h.source_endpoint, kSourceEndpointLen);
-    if (kind.empty()) return "segment records no source (written before layout 1.2): its bars may be made up";
+    if (kind.empty()) return "segment records no source (written before layout 2.0): its bars may be made up";
     if (kind != s.source_kind || endpoint != s.source_endpoint || field_string(h.source_symbol, kSourceSymbolLen) != s.symbol)
       return "source " + std::string(kind) + " " + std::string(endpoint) + " != configured " + s.source_kind + " " +
              s.source_endpoint;
@@ -92,12 +91,12 @@ std::string incompatibility(const SegmentHeader& h, std::uint64_t file_size, con
 void stamp_writer(SegmentHeader& h) {
   const pid_t pid = ::getpid();
   store_rlx(h.writer_pid, static_cast<std::uint32_t>(pid));
-  store_rlx(h.writer_start_ticks, detail::process_start_ticks(pid));
-  store_rlx(h.writer_start_wall_ns, detail::wall_ns());
-  const auto id = detail::boot_id();
+  store_rlx(h.writer_start_ticks, platform::process_start_ticks(pid));
+  store_rlx(h.writer_start_wall_ns, platform::wall_ns());
+  const auto id = platform::boot_id();
   for (std::size_t i = 0; i < kBootIdLen; ++i) store_rlx(h.boot_id[i], id[i]);
-  store_rlx(h.heartbeat_mono_ns, detail::mono_ns());
-  store_rlx(h.heartbeat_wall_ns, detail::wall_ns());
+  store_rlx(h.heartbeat_mono_ns, platform::mono_ns());
+  store_rlx(h.heartbeat_wall_ns, platform::wall_ns());
 }
 
 void* map_rw(int fd, std::size_t size, const std::string& path) {
@@ -179,7 +178,7 @@ SegmentWriter SegmentWriter::open(const SegmentOptions& opt, const SeriesSpec& s
         const BarSlot& newest = w.ring_[(w.head_ - 1) % spec.capacity];
         if (newest.bar_index == w.head_ - 1) {
           w.newest_open_ms_ = newest.bar.open_time_ms;
-          seqlock::write_latch(h.latch_seq, h.latch, w.head_ - 1, newest.bar);
+          seqlock::write_latch(h.latch_seq, h.latch, w.head_ - 1, newest.bar, h.updates);
         } else {
           w.head_ = 0;  // ring inconsistent with head: start empty rather than serve a wrong bar
           store_rel(h.head, std::uint64_t{0});
@@ -259,7 +258,7 @@ SegmentWriter SegmentWriter::open(const SegmentOptions& opt, const SeriesSpec& s
   copy_name(h.source_kind, kSourceKindLen, spec.source_kind);
   copy_name(h.source_endpoint, kSourceEndpointLen, spec.source_endpoint);
   copy_name(h.source_symbol, kSourceSymbolLen, spec.source_kind.empty() ? std::string() : spec.symbol);
-  h.created_wall_ns = detail::wall_ns();
+  h.created_wall_ns = platform::wall_ns();
   for (std::uint64_t i = 0; i < spec.capacity; ++i) w.ring_[i].bar_index = kEmptySlot;
   h.latch[0].bar_index = h.latch[1].bar_index = kEmptySlot;
   stamp_writer(h);
@@ -288,8 +287,7 @@ SegmentWriter& SegmentWriter::operator=(SegmentWriter&& o) noexcept {
     map_size_ = std::exchange(o.map_size_, 0);
     head_ = o.head_;
     newest_open_ms_ = o.newest_open_ms_;
-    wake_ = o.wake_;
-    waiters_ = o.waiters_;
+    dirty_ = o.dirty_;
   }
   return *this;
 }
@@ -307,10 +305,10 @@ bool SegmentWriter::publish(const Bar& bar) {
   const bool same = have && bar.open_time_ms == newest_open_ms_;
   const std::uint64_t idx = same ? head_ - 1 : head_;
   Bar b = bar;
-  if (b.update_wall_ns == 0) b.update_wall_ns = static_cast<std::int64_t>(detail::wall_ns());
+  if (b.update_wall_ns == 0) b.update_wall_ns = static_cast<std::int64_t>(platform::wall_ns());
   seqlock::write_slot(ring_[idx % spec_.capacity], idx, b);
-  seqlock::write_latch(hdr_->latch_seq, hdr_->latch, idx, b);
   SegmentHeader& h = *hdr_;
+  seqlock::write_latch(h.latch_seq, h.latch, idx, b, h.updates + 1);  // announce_ makes it so
   if (!same) {
     head_ = idx + 1;
     newest_open_ms_ = b.open_time_ms;
@@ -320,20 +318,29 @@ bool SegmentWriter::publish(const Bar& bar) {
   return true;
 }
 
-// Tells readers a publish happened: times, the spin counter, the futex word, and the notifier
-// if someone is blocked.
+// Tells readers a publish happened: times, the spin counter and the futex word; marks the
+// segment for the next wake_readers(). Stores only: nothing a reader can write is read here.
 void SegmentWriter::announce_(std::uint64_t wall_ns) {
   SegmentHeader& h = *hdr_;
-  store_rlx(h.last_update_mono_ns, detail::mono_ns());
+  store_rlx(h.last_update_mono_ns, platform::mono_ns());
   store_rlx(h.last_update_wall_ns, wall_ns);
   const std::uint64_t n = h.updates + 1;
   store_rel(h.updates, n);
-  // seq_cst pairs with the reader's seq_cst increment of `waiters` (Dekker): either the reader
-  // sees the new futex word and does not sleep, or we see its waiter count and kick the notifier.
-  std::atomic_ref<std::uint32_t>(h.futex_word).store(static_cast<std::uint32_t>(n), std::memory_order_seq_cst);
-  if (waiters_ && wake_ &&
-      std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(*waiters_)).load(std::memory_order_seq_cst) != 0)
-    wake_->kick();
+  // After `updates`: a reader that loads the word (acquire) and then `updates` sees the new
+  // count whenever it saw the new word, so it cannot sleep on a word that already moved.
+  store_rel(h.futex_word, static_cast<std::uint32_t>(n));
+  // Release pairs with wake_readers()' exchange, possibly on another thread: whoever clears the
+  // flag this store set issues its FUTEX_WAKE after the word above changed. A plain store, not
+  // an RMW: the flag is daemon-private memory and costs nothing next to the seqlock writes.
+  std::atomic_ref<std::uint32_t>(dirty_).store(1, std::memory_order_release);
+}
+
+bool SegmentWriter::wake_readers() {
+  std::atomic_ref<std::uint32_t> dirty(dirty_);
+  if (dirty.load(std::memory_order_relaxed) == 0) return false;
+  if (dirty.exchange(0, std::memory_order_acq_rel) == 0) return false;
+  platform::futex_wake_shared(&hdr_->futex_word, 1);
+  return true;
 }
 
 bool SegmentWriter::amend(std::uint64_t bar_index, const Bar& bar) {
@@ -341,12 +348,12 @@ bool SegmentWriter::amend(std::uint64_t bar_index, const Bar& bar) {
   BarSlot& slot = ring_[bar_index % spec_.capacity];
   if (slot.bar_index != bar_index || slot.bar.open_time_ms != bar.open_time_ms) return false;
   Bar b = bar;
-  if (b.update_wall_ns == 0) b.update_wall_ns = static_cast<std::int64_t>(detail::wall_ns());
+  if (b.update_wall_ns == 0) b.update_wall_ns = static_cast<std::int64_t>(platform::wall_ns());
   SegmentHeader& h = *hdr_;
   // Count first: a zero-copy view that overlaps this write sees `amends` change and is rejected.
   std::atomic_ref<std::uint64_t>(h.amends).fetch_add(1, std::memory_order_seq_cst);
   seqlock::write_slot(slot, bar_index, b);
-  if (bar_index + 1 == head_) seqlock::write_latch(h.latch_seq, h.latch, bar_index, b);
+  if (bar_index + 1 == head_) seqlock::write_latch(h.latch_seq, h.latch, bar_index, b, h.updates + 1);
   announce_(static_cast<std::uint64_t>(b.update_wall_ns));
   return true;
 }
@@ -366,8 +373,8 @@ std::optional<Bar> SegmentWriter::newest() const {
 }
 
 void SegmentWriter::heartbeat() {
-  store_rlx(hdr_->heartbeat_mono_ns, detail::mono_ns());
-  store_rlx(hdr_->heartbeat_wall_ns, detail::wall_ns());
+  store_rlx(hdr_->heartbeat_mono_ns, platform::mono_ns());
+  store_rlx(hdr_->heartbeat_wall_ns, platform::wall_ns());
 }
 
 void SegmentWriter::add_stat(Stat s, std::uint64_t n) {
@@ -384,11 +391,6 @@ void SegmentWriter::record_latency(std::uint64_t ns) {
   std::atomic_ref<std::uint64_t> mx(hdr_->stats[static_cast<std::size_t>(Stat::latency_max_ns)]);
   std::uint64_t cur = mx.load(std::memory_order_relaxed);
   while (ns > cur && !mx.compare_exchange_weak(cur, ns, std::memory_order_relaxed)) {}
-}
-
-void SegmentWriter::set_wake(WakeHook* hook, const std::uint32_t* waiters) {
-  wake_ = hook;
-  waiters_ = waiters;
 }
 
 std::uint64_t SegmentWriter::generation() const { return load_field(hdr_->generation); }

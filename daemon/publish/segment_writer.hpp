@@ -47,14 +47,6 @@ struct AttachInfo {
   std::uint64_t bars_kept = 0; // bars held after a re-attach
 };
 
-// Called after publish when readers are blocked (see notifier.hpp); must be cheap and O(1).
-class WakeHook {
- public:
-  virtual void kick() noexcept = 0;
- protected:
-  ~WakeHook() = default;
-};
-
 std::string segment_path(const SegmentOptions& opt, std::string_view series_id);
 
 class SegmentWriter {
@@ -71,10 +63,19 @@ class SegmentWriter {
   ~SegmentWriter();
 
   // Update the newest bar in place (same open_time_ms) or start the next bar (later open time).
-  // An older open time changes nothing and returns false. O(1), no syscall.
+  // An older open time changes nothing and returns false. O(1), no syscall: blocked readers are
+  // woken by wake_readers(), which the caller runs once per batch.
   bool publish(const Bar& bar);
   // Rewrite a bar still held in the ring with the same open time (reconciliation); bumps `amends`.
   bool amend(std::uint64_t bar_index, const Bar& bar);
+
+  // Wakes the readers blocked on this segment if anything was published since the last call:
+  // one FUTEX_WAKE of ONE sleeper, which wakes the others before it returns (see Series::wait),
+  // so the cost here does not grow with the number of readers and no reader-writable memory is
+  // read. Without anything published it is a load. Any thread: the feed thread calls it after
+  // each batch of socket reads, the heartbeat thread every 50 ms for callers that forget.
+  // Returns true if it made the syscall.
+  bool wake_readers();
 
   std::uint64_t head() const;                          // newest bar index + 1 (0 = empty)
   std::optional<Bar> newest() const;
@@ -85,7 +86,6 @@ class SegmentWriter {
   void set_stat(Stat s, std::uint64_t v);              // any thread
   std::uint64_t stat(Stat s) const;
   void record_latency(std::uint64_t ns);               // event -> publish, any thread
-  void set_wake(WakeHook* hook, const std::uint32_t* waiters);  // waiters: registry count, may be null
 
   const SeriesSpec& spec() const { return spec_; }
   const std::string& path() const { return path_; }
@@ -105,8 +105,7 @@ class SegmentWriter {
   std::size_t map_size_ = 0;
   std::uint64_t head_ = 0;          // writer's own copy of hdr_->head
   std::int64_t newest_open_ms_ = 0;
-  WakeHook* wake_ = nullptr;
-  const std::uint32_t* waiters_ = nullptr;
+  std::uint32_t dirty_ = 0;         // 1: published since the last wake_readers() (atomic_ref)
 };
 
 }  // namespace mdshm::publish

@@ -1,4 +1,4 @@
-// The Publisher: single-writer lock, consumer registry, heartbeat, and wake-ups via the notifier.
+// The Publisher: single-writer lock, consumer registry, heartbeat, and wake-ups once per batch.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,14 +11,6 @@
 using namespace mdshm;
 using namespace mdshm::test;
 using namespace std::chrono_literals;
-
-namespace {
-publish::PublisherOptions pub_opts(const std::string& inst) {
-  publish::PublisherOptions o;
-  o.segments = seg_opts(inst);
-  return o;
-}
-}  // namespace
 
 TEST_CASE("a second writer on the same instance is refused, naming the holder") {
   const auto inst = unique_instance("lock");
@@ -52,7 +44,7 @@ TEST_CASE("heartbeat keeps an idle writer alive; freshness follows updates") {
   CHECK_FALSE(s->is_fresh(100ms));
 }
 
-TEST_CASE("blocked readers are woken by the notifier; timeouts time out") {
+TEST_CASE("blocked readers are woken once per batch; timeouts time out") {
   const auto inst = unique_instance("wake");
   ShmCleanup clean{inst};
   publish::Publisher pub(pub_opts(inst), {spec("eth_ticks", 64, 1)});
@@ -74,6 +66,8 @@ TEST_CASE("blocked readers are woken by the notifier; timeouts time out") {
   std::this_thread::sleep_for(100ms);  // let them block
   const auto t1 = std::chrono::steady_clock::now();
   w.publish(make_bar(1000, 1));
+  CHECK(pub.wake_readers() == 1);  // one segment touched: one FUTEX_WAKE
+  CHECK(pub.wake_readers() == 0);  // nothing new: no syscall
   for (auto& t : readers) t.join();
   CHECK(woken == 4);
   // Woken by the futex, not by the 250 ms safety slice.

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -39,6 +41,28 @@ inline publish::SegmentOptions seg_opts(const std::string& instance) {
   o.instance = instance;
   return o;
 }
+
+inline publish::PublisherOptions pub_opts(const std::string& instance) {
+  publish::PublisherOptions o;
+  o.segments = seg_opts(instance);
+  return o;
+}
+
+// A forked child that is SIGKILLed (and continued, in case it was stopped) and reaped on scope
+// exit, so a failed assertion leaves no orphan behind.
+struct ChildGuard {
+  pid_t pid = -1;
+  ChildGuard() = default;
+  explicit ChildGuard(pid_t p) : pid(p) {}
+  ChildGuard(const ChildGuard&) = delete;
+  ChildGuard& operator=(const ChildGuard&) = delete;
+  ~ChildGuard() {
+    if (pid <= 0) return;
+    ::kill(pid, SIGKILL);
+    ::kill(pid, SIGCONT);
+    ::waitpid(pid, nullptr, 0);
+  }
+};
 
 // A bar whose every field is a function of v: any mix of two writes is detectable.
 inline Bar make_bar(std::int64_t open_time_ms, std::uint64_t v, std::uint32_t flags = flag::in_progress) {

@@ -72,6 +72,12 @@ TEST_CASE("each header problem gets its own error") {
       {"empty", [](auto& i) { i.clear(); }, Errc::too_small},
       {"series id unterminated", [](auto& i) { std::memset(i.data() + kSeriesIdOffset, 'a', kSeriesIdLen); }, Errc::bad_names},
       {"series id bad chars", [](auto& i) { i[kSeriesIdOffset] = '/'; }, Errc::bad_names},
+      {"state unknown", [](auto& i) { poke<std::uint32_t>(i, kStateOffset, 7); }, Errc::bad_state},
+      {"state garbage", [](auto& i) { poke<std::uint32_t>(i, kStateOffset, 0xFFFFFFFF); }, Errc::bad_state},
+      {"series id of another series", [](auto& i) { std::memcpy(i.data() + kSeriesIdOffset, "eth_1h", 7); },
+       Errc::name_mismatch},
+      {"instance of another instance", [](auto& i) { std::memcpy(i.data() + kInstanceOffset, "other", 6); },
+       Errc::name_mismatch},
   };
   for (const auto& c : cases) {
     INFO(c.what);
@@ -156,4 +162,53 @@ TEST_CASE("wrong permissions and missing segments are clear errors") {
     REQUIRE_FALSE(s.ok());
     CHECK(s.error().code == Errc::permission_denied);
   }
+}
+
+TEST_CASE("a segment renamed to another series' name is refused") {
+  const auto inst = unique_instance("ren");
+  ShmCleanup clean{inst};
+  std::string path;
+  {
+    auto w = publish::SegmentWriter::open(seg_opts(inst), spec("eth_1m", 16, 60));
+    w.publish(make_bar(60'000, 1, flag::closed));
+    path = w.path();
+  }
+  const std::string planted = paths::segment("/dev/shm", inst, "btc_1m");
+  const auto img = read_file(path);
+  write_file(planted, img.data(), img.size());
+  auto s = Series::open("btc_1m", {inst, "/dev/shm"});
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.error().code == Errc::name_mismatch);
+  auto by_path = Series::open_path(planted, {inst, "/dev/shm"});
+  REQUIRE_FALSE(by_path.ok());
+  CHECK(by_path.error().code == Errc::name_mismatch);
+  CHECK(Series::open_path(path, {inst, "/dev/shm"}).ok());
+}
+
+TEST_CASE("slots that disagree with the head are corruption, not lapping or contention") {
+  const auto inst = unique_instance("slot");
+  ShmCleanup clean{inst};
+  auto w = publish::SegmentWriter::open(seg_opts(inst), spec("eth_1m", 16, 60));
+  for (int i = 0; i < 5; ++i) w.publish(make_bar(60'000 * (i + 1), static_cast<std::uint64_t>(i), flag::closed));
+  auto s = Series::open("eth_1m", {inst, "/dev/shm"});
+  REQUIRE(s.ok());
+  BarSlot* ring = ring_of(w.header());
+  Bar b{};
+  REQUIRE(s->read(2, b) == Errc::ok);
+  std::atomic_ref<std::uint64_t>(ring[2].bar_index).store(100);  // beyond the head (5)
+  CHECK(s->read(2, b) == Errc::corrupt);
+  std::atomic_ref<std::uint64_t>(ring[2].bar_index).store(kEmptySlot);  // held bar gone
+  CHECK(s->read(2, b) == Errc::corrupt);
+  std::atomic_ref<std::uint64_t>(ring[2].bar_index).store(1);  // an older bar where 2 must be
+  CHECK(s->read(2, b) == Errc::corrupt);
+  std::atomic_ref<std::uint64_t>(ring[2].bar_index).store(2);
+  CHECK(s->read(2, b) == Errc::ok);
+  CHECK(s->read(5, b) == Errc::not_held);  // not written yet: the ordinary answer
+}
+
+TEST_CASE("the layout hash covers types, not only offsets") {
+  static_assert(mdshm::detail::type_code<std::uint64_t>() != mdshm::detail::type_code<double>());
+  static_assert(mdshm::detail::type_code<std::int64_t>() != mdshm::detail::type_code<std::uint64_t>());
+  static_assert(mdshm::detail::type_code<char[16]>() != mdshm::detail::type_code<char[32]>());
+  CHECK(kLayoutHash == compute_layout_hash());
 }

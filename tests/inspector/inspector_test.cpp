@@ -61,7 +61,7 @@ TEST_CASE("list shows every series of the instance, text and JSON", "[inspector]
     CHECK(bool(s["writer_alive"]));
     CHECK(std::string_view(s["writer_state"]) == "alive");
     CHECK(std::int64_t(s["writer_pid"]) == f.writer.pid());
-    CHECK(std::string_view(s["layout_version"]) == "1." + std::to_string(mdshm::kLayoutMinor));
+    CHECK(std::string_view(s["layout_version"]) == std::to_string(mdshm::kLayoutMajor) + "." + std::to_string(mdshm::kLayoutMinor));
     CHECK(std::uint64_t(s["generation"]) == 1);
     CHECK(double(s["heartbeat_age_s"]) < 1.0);
     if (std::string_view(s["series"]) == "eth_1d") {

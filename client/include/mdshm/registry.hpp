@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "mdshm/registry_layout.hpp"
 #include "mdshm/series.hpp"
 
 namespace mdshm {
@@ -163,7 +164,7 @@ class Subscription {
 
   WaitResult wait(std::chrono::nanoseconds timeout) {
     std::atomic_ref(slot_->waiting).fetch_or(series_bit_, std::memory_order_relaxed);
-    const auto r = series_->wait(seen_, timeout);
+    const auto r = series_->wait(timeout);  // tracks what poll() handed out
     std::atomic_ref(slot_->waiting).fetch_and(~series_bit_, std::memory_order_relaxed);
     seen_ = series_->updates();
     return r;

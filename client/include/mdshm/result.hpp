@@ -26,10 +26,13 @@ enum class Errc {
   bad_names,
   not_ready,             // writer initialising: try again shortly
   retired,               // replaced by the writer: refresh() re-opens by name
+  bad_state,             // unknown state value: corrupt, do not retry
+  name_mismatch,         // header's instance/series differ from the file name
   empty,                 // no bar published yet
   not_held,              // that bar index is not (or no longer) in the ring
   lapped,                // the writer overwrote what was being read
-  contended,             // no consistent copy within the retry bound (writer at full speed)
+  contended,             // no consistent copy within the read bound (OpenOptions::read_bound)
+  corrupt,               // a slot holds a bar the head says cannot be there (not a race: damage)
   timeout,
   writer_dead,
   registry_unavailable,  // the consumer registry cannot be opened read-write
@@ -55,10 +58,13 @@ inline std::string_view to_string(Errc e) {
     case Errc::bad_names: return to_string(HeaderProblem::bad_names);
     case Errc::not_ready: return to_string(HeaderProblem::not_ready);
     case Errc::retired: return to_string(HeaderProblem::retired);
+    case Errc::bad_state: return to_string(HeaderProblem::bad_state);
+    case Errc::name_mismatch: return to_string(HeaderProblem::name_mismatch);
     case Errc::empty: return "no bar published yet";
     case Errc::not_held: return "bar not held in the ring";
     case Errc::lapped: return "lapped by the writer";
-    case Errc::contended: return "no consistent copy within the retry bound";
+    case Errc::contended: return "no consistent copy within the read bound";
+    case Errc::corrupt: return "segment corrupt: a slot disagrees with the head";
     case Errc::timeout: return "timed out";
     case Errc::writer_dead: return "writer dead";
     case Errc::registry_unavailable: return "consumer registry unavailable";
@@ -83,6 +89,8 @@ inline Errc to_errc(HeaderProblem p) {
     case HeaderProblem::bad_names: return Errc::bad_names;
     case HeaderProblem::not_ready: return Errc::not_ready;
     case HeaderProblem::retired: return Errc::retired;
+    case HeaderProblem::bad_state: return Errc::bad_state;
+    case HeaderProblem::name_mismatch: return Errc::name_mismatch;
   }
   return Errc::io_error;
 }

@@ -10,6 +10,8 @@
 #pragma once
 
 #include <fcntl.h>
+#include <sched.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,16 +28,24 @@
 #include <thread>
 #include <utility>
 
+#include <poll.h>
+#include <sys/inotify.h>
+
 #include "mdshm/detail/file_trust.hpp"
-#include "mdshm/detail/futex.hpp"
-#include "mdshm/detail/proc.hpp"
 #include "mdshm/layout.hpp"
 #include "mdshm/paths.hpp"
-#include "mdshm/registry_layout.hpp"
+#include "mdshm/platform/futex.hpp"
+#include "mdshm/platform/proc.hpp"
 #include "mdshm/result.hpp"
 #include "mdshm/seqlock.hpp"
 
 namespace mdshm {
+
+// How long one read keeps retrying a slot the writer is in the middle of (sequence odd, or moving)
+// before it reports Errc::contended. A write takes ~100 ns, but a writer preempted mid-write on a
+// loaded host holds the slot for the length of its time slice (600 µs were seen); 2 ms covers that
+// and is still far below any timeout a consumer would choose.
+inline constexpr std::chrono::nanoseconds kDefaultReadBound = std::chrono::milliseconds(2);
 
 struct OpenOptions {
   // A constructor rather than an aggregate, so {instance, shm_dir} stays complete as fields grow.
@@ -47,6 +57,7 @@ struct OpenOptions {
   // created it). Set it (e.g. to the uid of user mdshm) so that a directory someone else created
   // before the daemon first started is refused too.
   std::optional<uid_t> expected_owner;
+  std::chrono::nanoseconds read_bound = kDefaultReadBound;  // see kDefaultReadBound
 };
 
 inline std::string series_path(const OpenOptions& o, std::string_view series_id) {
@@ -68,11 +79,55 @@ struct Cursor {
 
 enum class WaitResult { updated, timeout, writer_dead };
 
-inline constexpr int kMaxReadAttempts = 4096;  // per bar: bounded, readers never wait on the writer
+inline constexpr int kMaxReadAttempts = 4096;  // spins-only bound of the benchmarks' raw loops (bench_reads)
 inline constexpr auto kHeartbeatDeadline = std::chrono::milliseconds(1000);  // older: writer stalled
 inline constexpr auto kHeartbeatSuspect = std::chrono::milliseconds(150);    // writer beats every 50 ms
 
 namespace detail {
+using namespace mdshm::platform;  // detail::mono_ns() etc. kept working for code written before the move
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// The retry policy of one read: spin (the writer is almost always done within a few hundred ns),
+// then yield (it may be waiting for our core), then sleep in short steps (it was preempted), and
+// give up only when `bound` has passed since the first failed attempt.
+class ReadRetry {
+ public:
+  explicit ReadRetry(std::chrono::nanoseconds bound) : bound_ns_(static_cast<std::uint64_t>(bound.count())) {}
+  // Call after a failed attempt; false once the bound has passed.
+  bool again() {
+    if (++spins_ <= kSpins) {
+      cpu_relax();
+      return true;
+    }
+    const std::uint64_t now = platform::mono_ns();
+    if (start_ns_ == 0) start_ns_ = now - 1;
+    const std::uint64_t elapsed = now - start_ns_;
+    if (elapsed >= bound_ns_) return false;
+    if (elapsed < kYieldUntilNs) {
+      ::sched_yield();
+    } else {
+      const std::uint64_t nap = std::min<std::uint64_t>(kNapNs, bound_ns_ - elapsed);
+      timespec ts{0, static_cast<long>(nap)};
+      ::nanosleep(&ts, nullptr);
+    }
+    return true;
+  }
+
+ private:
+  static constexpr int kSpins = 256;                  // ~2-10 µs of pause instructions
+  static constexpr std::uint64_t kYieldUntilNs = 50'000;
+  static constexpr std::uint64_t kNapNs = 20'000;     // a preempted writer needs a CPU: give ours up
+  std::uint64_t bound_ns_;
+  std::uint64_t start_ns_ = 0;
+  int spins_ = 0;
+};
 
 // A read-only mapping of a whole file, validated. Shared by Series and the inspector.
 class Mapping {
@@ -172,6 +227,41 @@ class Mapping {
   dev_t dev_ = 0;
 };
 
+// Wakes wait_open() when a name appears in the segment directory (inotify), or after the slice.
+// Watches the instance directory, or the shm directory while the former does not exist yet.
+class DirWatch {
+ public:
+  DirWatch(const std::string& dir, const std::string& parent) : fd_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {
+    if (fd_ < 0) return;
+    constexpr std::uint32_t kMask = IN_CREATE | IN_MOVED_TO | IN_ATTRIB | IN_CLOSE_WRITE;
+    if (::inotify_add_watch(fd_, dir.c_str(), kMask) < 0 && ::inotify_add_watch(fd_, parent.c_str(), kMask) < 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~DirWatch() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  DirWatch(const DirWatch&) = delete;
+  DirWatch& operator=(const DirWatch&) = delete;
+  void wait(std::chrono::nanoseconds slice) {
+    const int ms = static_cast<int>(std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(slice).count()));
+    if (fd_ < 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(ms, 20)));  // no inotify: poll
+      return;
+    }
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, ms) > 0) {
+      alignas(inotify_event) char buf[4096];
+      while (::read(fd_, buf, sizeof buf) > 0) {}
+    }
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 }  // namespace detail
 
 class ClosedView;
@@ -219,18 +309,23 @@ class Series {
 
   // ---- reads ---------------------------------------------------------------------------------
   // The newest bar (in progress or just closed), from the latch: never blocked by the writer.
-  Errc latest(Bar& out, std::uint64_t* index = nullptr) {
+  // *version: the update count this version of the bar was published as (the writer fills the
+  // latch just before it counts the update, so it may be updates() + 1). A caller that spins on
+  // updates() compares versions, not updates(), to skip a bar it already has; wait(timeout)
+  // does that for it (latest() marks the version seen).
+  Errc latest(Bar& out, std::uint64_t* index = nullptr, std::uint64_t* version = nullptr) {
     if (const Errc e = check_state_(); e != Errc::ok) return e;
-    for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
-      std::uint64_t idx = 0;
-      if (seqlock::try_read_latch(h_->latch_seq, h_->latch, idx, out)) {
-        if (idx == ~0ULL) return Errc::empty;
+    for (detail::ReadRetry retry(opt_.read_bound);;) {
+      std::uint64_t idx = 0, ver = 0;
+      if (seqlock::try_read_latch(h_->latch_seq, h_->latch, idx, out, &ver)) {
+        if (idx == kEmptySlot) return Errc::empty;
         if (index) *index = idx;
+        if (version) *version = ver;
+        seen_ = std::max(seen_, ver);
         return Errc::ok;
       }
-      cpu_relax_();
+      if (!retry.again()) return Errc::contended;
     }
-    return Errc::contended;
   }
 
   // One bar by index. not_held if it is newer than the head or was lapped.
@@ -271,6 +366,7 @@ class Series {
     n = 0;
     if (const Errc e = check_state_(); e != Errc::ok) return e;
     for (int attempt = 0; attempt < 64; ++attempt) {
+      const std::uint64_t u0 = updates();  // before head: all it counts is in what we read
       const std::uint64_t h0 = head();
       if (h0 == 0) return Errc::ok;
       if (c.next > h0) c.next = h0;  // writer restarted with fewer bars: resume at its head
@@ -286,6 +382,7 @@ class Series {
       if (e == Errc::lapped || e == Errc::not_held) continue;  // lapped mid-copy: recompute
       if (e != Errc::ok) return e;
       n = static_cast<std::size_t>(count);
+      if (count == h0 - c.next) seen_ = std::max(seen_, u0);  // caught up (not cut short by out.size())
       std::uint64_t advance = count;
       if (count > 0 && (out[count - 1].flags & flag::in_progress)) --advance;
       c.next += advance;
@@ -299,38 +396,42 @@ class Series {
   Errc closed_view(std::size_t n, ClosedView& view);
 
   // ---- waiting -------------------------------------------------------------------------------
-  // Block until updates() != seen, the timeout passes, or the writer is found dead. Announces the
-  // wait in the consumer registry so the writer's notifier wakes this futex; without write access
-  // to the registry it polls every millisecond instead.
-  WaitResult wait(std::uint64_t seen, std::chrono::nanoseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::uint32_t* waiters = registry_waiters_();
-    if (waiters) std::atomic_ref<std::uint32_t>(*waiters).fetch_add(1, std::memory_order_seq_cst);
-    WaitResult r = WaitResult::timeout;
-    for (;;) {
-      const std::uint32_t word = load_field(h_->futex_word, std::memory_order_seq_cst);
-      if (updates() != seen || word != static_cast<std::uint32_t>(seen)) {
-        r = WaitResult::updated;
-        break;
-      }
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) break;
-      // Sleep in slices of at most 250 ms to notice a dead writer within a second.
-      auto slice = std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(waiters ? 250 : 1));
-      detail::futex_wait_shared(&h_->futex_word, static_cast<std::uint32_t>(seen), slice);
-      // Two missed heartbeats make the writer suspect: then ask the kernel whether it lives.
-      if (heartbeat_age() > kHeartbeatSuspect && writer_state() == WriterState::dead) {
-        r = WaitResult::writer_dead;
-        break;
-      }
-    }
-    if (waiters) std::atomic_ref<std::uint32_t>(*waiters).fetch_sub(1, std::memory_order_seq_cst);
-    if (r != WaitResult::updated && (load_field(h_->state) != static_cast<std::uint32_t>(SegmentState::ready) ||
-                                     mapping_.replaced_at(path_))) {
-      // The writer replaced the segment: re-open by name so the next read sees the new one.
-      if (refresh() == Errc::ok) r = WaitResult::updated;
-    }
+  // The update count this Series has handed to its caller: set at open, raised by latest() (to
+  // the version of the bar it returned), read_since() and wait(). wait(timeout) blocks until the
+  // writer has published past it, so a caller that reads, then waits, never misses an update and
+  // never gets the same one twice.
+  std::uint64_t seen() const { return seen_; }
+  void mark_seen(std::uint64_t updates) { seen_ = std::max(seen_, updates); }
+
+  // Block until the writer published something this Series has not handed out (updates() >
+  // seen()), the timeout passes, or the writer is found dead. No registry, no shared writes: the
+  // reader sleeps on the segment's futex word, which the writer wakes once per batch.
+  WaitResult wait(std::chrono::nanoseconds timeout) {
+    const WaitResult r = wait_(timeout, [this](std::uint64_t u) { return u > seen_; });
+    if (r == WaitResult::updated) seen_ = std::max(seen_, updates());
     return r;
+  }
+
+  // Block until updates() != seen (the caller tracks `seen`; prefer wait(timeout) above).
+  WaitResult wait(std::uint64_t seen, std::chrono::nanoseconds timeout) {
+    return wait_(timeout, [seen](std::uint64_t u) { return u != seen; });
+  }
+
+  // Open a series that may not exist yet (a reader started before the daemon): retries while the
+  // segment is missing or not ready, woken by inotify on the segment directory (and at least
+  // every 100 ms, for a writer that turns a segment ready in place). Any other error is returned
+  // at once; a segment still missing at the deadline returns not_found / not_ready.
+  static Result<Series> wait_open(std::string_view series_id, const OpenOptions& opt,
+                                  std::chrono::nanoseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    detail::DirWatch watch(paths::instance_dir(opt.shm_dir, opt.instance), opt.shm_dir);
+    for (;;) {
+      auto s = open(series_id, opt);
+      if (s || (s.error().code != Errc::not_found && s.error().code != Errc::not_ready)) return s;
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return s;
+      watch.wait(std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(100)));
+    }
   }
 
   // ---- freshness and the writer --------------------------------------------------------------
@@ -351,11 +452,11 @@ class Series {
     if (heartbeat_age() <= kHeartbeatSuspect) return WriterState::alive;
     std::uint8_t id[kBootIdLen];
     for (std::size_t i = 0; i < kBootIdLen; ++i) id[i] = load_field(h_->boot_id[i]);
-    static const auto mine = detail::boot_id();  // constant until reboot
+    static const auto mine = platform::boot_id();  // constant until reboot
     if (std::memcmp(id, mine.data(), kBootIdLen) != 0) return WriterState::dead;
-    const auto ps = detail::process_state(static_cast<pid_t>(load_field(h_->writer_pid)),
+    const auto ps = platform::process_state(static_cast<pid_t>(load_field(h_->writer_pid)),
                                           load_field(h_->writer_start_ticks));
-    if (ps == detail::ProcessState::dead) return WriterState::dead;
+    if (ps == platform::ProcessState::dead) return WriterState::dead;
     return heartbeat_age() > kHeartbeatDeadline ? WriterState::stalled : WriterState::alive;
   }
   // The writer restarted (re-attached: same bars, new generation) since open()/refresh().
@@ -378,7 +479,8 @@ class Series {
   Errc map_(std::string* why) {
     detail::Mapping m;
     if (const Errc e = detail::Mapping::map(path_, m, why, opt_.expected_owner); e != Errc::ok) return e;
-    const HeaderProblem p = validate_header(m.base(), m.size());
+    HeaderProblem p = validate_header(m.base(), m.size());
+    if (p == HeaderProblem::none) p = validate_names(*static_cast<const SegmentHeader*>(m.base()), path_);
     if (p != HeaderProblem::none) return to_errc(p);
     mapping_ = std::move(m);
     h_ = static_cast<const SegmentHeader*>(mapping_.base());
@@ -386,6 +488,7 @@ class Series {
     cap_ = load_field(h_->capacity);
     interval_s_ = load_field(h_->interval_s);
     opened_generation_ = generation();
+    seen_ = updates();
     return Errc::ok;
   }
 
@@ -399,67 +502,82 @@ class Series {
 
   Errc read_slot_(std::uint64_t index, Bar& out) const {
     const BarSlot& slot = ring_[index % cap_];
-    for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+    // Bar i is written to its slot before the head moves past i: if the head was past `index`
+    // before the copy, the slot holds `index` or a newer bar (lapped), never an older one.
+    const std::uint64_t head_before = head();
+    for (detail::ReadRetry retry(opt_.read_bound);;) {
       std::uint64_t got = 0;
       const auto st = seqlock::try_read_slot(slot, got, out);
       if (st == seqlock::ReadStatus::ok) {
         if (got == index) return Errc::ok;
-        if (got != ~0ULL && got > index) return Errc::lapped;
-        return Errc::not_held;  // older bar (not written yet) or never written
+        if (got != kEmptySlot && got > index) {
+          // The writer stores head = i before it writes slot i, so after the consistent copy (its
+          // acquire) the head is at least the index found: a bar beyond it is damage, not a race.
+          return got > head() ? Errc::corrupt : Errc::lapped;
+        }
+        if (index < head_before && index + cap_ >= head_before) return Errc::corrupt;  // should be held
+        return Errc::not_held;  // not written yet
       }
-      cpu_relax_();
+      if (!retry.again()) break;
     }
     // A sequence stuck odd means a write that will never finish: say so rather than "busy".
     return writer_state() == WriterState::dead ? Errc::writer_dead : Errc::contended;
   }
 
   Errc read_newest_(std::uint64_t index, Bar& out) const {
-    for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+    for (detail::ReadRetry retry(opt_.read_bound);;) {
       std::uint64_t got = 0;
       if (seqlock::try_read_latch(h_->latch_seq, h_->latch, got, out)) {
         if (got == index) return Errc::ok;
         break;  // a newer bar started: the slot holds the final version of ours
       }
-      cpu_relax_();
+      if (!retry.again()) break;
     }
     return read_slot_(index, out);
   }
 
-  std::uint32_t* registry_waiters_() {
-    if (!registry_tried_) {
-      registry_tried_ = true;
-      const std::string rp = registry_path(OpenOptions{std::string(instance()), opt_.shm_dir});
-      const int fd = ::open(rp.c_str(), O_RDWR | O_CLOEXEC);
-      if (fd >= 0) {
-        struct stat st {};
-        ::fstat(fd, &st);
-        void* p = st.st_size >= static_cast<off_t>(kRegistrySize)
-                      ? ::mmap(nullptr, kRegistrySize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
-                      : MAP_FAILED;
-        ::close(fd);
-        if (p != MAP_FAILED) {
-          registry_ = std::shared_ptr<void>(p, [](void* q) { ::munmap(q, kRegistrySize); });
-          if (registry_valid(p, kRegistrySize)) {
-            auto v = registry_view(p);
-            for (std::size_t i = 0; i < kRegistrySeriesSlots; ++i)
-              if (field_string(v.series[i].series_id, kSeriesIdLen) == id()) waiters_ = &v.series[i].waiters;
-          }
-        }
+  // The wait loop. `done(updates)` says whether the caller's condition holds. The futex word is
+  // loaded before `updates` (the writer stores them in the other order), and the sleep expects
+  // the word as loaded, so a publish between the check and the sleep makes the sleep return at
+  // once. The word is only a doorbell, never the condition: a writer killed between storing
+  // `updates` and the word leaves them unequal for good, which must not read as "updated".
+  template <class Done>
+  WaitResult wait_(std::chrono::nanoseconds timeout, Done done) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    WaitResult r = WaitResult::timeout;
+    bool pass_on = false;  // woken by a publish: wake the other sleepers before returning
+    for (;;) {
+      const std::uint32_t word = load_field(h_->futex_word, std::memory_order_acquire);
+      if (done(updates())) {
+        r = WaitResult::updated;
+        break;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) break;
+      // Slices of at most 250 ms notice a dead writer within a second.
+      const auto slice = std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(250));
+      const int rc = platform::futex_wait_shared(&h_->futex_word, word, slice);
+      // The writer wakes ONE sleeper per batch; the one woken wakes the rest (only if the word
+      // really moved: a spurious wake-up passing itself on would ping-pong among readers).
+      if (rc == 0 && load_field(h_->futex_word, std::memory_order_relaxed) != word) pass_on = true;
+      // Two missed heartbeats make the writer suspect: then ask the kernel whether it lives.
+      if (heartbeat_age() > kHeartbeatSuspect && writer_state() == WriterState::dead) {
+        r = WaitResult::writer_dead;
+        break;
       }
     }
-    return waiters_;
+    if (pass_on) platform::futex_wake_shared(&h_->futex_word);
+    if (r != WaitResult::updated && (load_field(h_->state) != static_cast<std::uint32_t>(SegmentState::ready) ||
+                                     mapping_.replaced_at(path_))) {
+      // The writer replaced the segment: re-open by name so the next read sees the new one.
+      if (refresh() == Errc::ok) r = WaitResult::updated;
+    }
+    return r;
   }
 
   static std::chrono::nanoseconds since_mono_(std::uint64_t t) {
-    const std::uint64_t now = detail::mono_ns();
+    const std::uint64_t now = platform::mono_ns();
     return std::chrono::nanoseconds(now > t ? static_cast<std::int64_t>(now - t) : 0);
-  }
-  static void cpu_relax_() {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
   }
 
   std::string path_;
@@ -470,9 +588,7 @@ class Series {
   std::uint64_t cap_ = 0;
   std::uint32_t interval_s_ = 0;
   std::uint64_t opened_generation_ = 0;
-  bool registry_tried_ = false;
-  std::shared_ptr<void> registry_;
-  std::uint32_t* waiters_ = nullptr;
+  std::uint64_t seen_ = 0;
 };
 
 // Zero-copy: reads go straight to the mapped ring (relaxed atomic loads, so even a read that
@@ -500,10 +616,13 @@ class ClosedView {
   // it has overwritten the first one, whose sequence it bumps before its release fence. A reader
   // that saw any overwritten byte therefore sees the first slot's new sequence after this acquire
   // fence. Amendments bump `amends` before their fence, likewise.
+  // The generation too: a restarting writer repairs torn slots in place without touching
+  // `amends`, and the view may cover one of them.
   bool valid() const {
     std::atomic_thread_fence(std::memory_order_acquire);
     if (n_ == 0) return true;
     return load_field(h_->amends, std::memory_order_relaxed) == amends_ &&
+           load_field(h_->generation, std::memory_order_relaxed) == generation_ &&
            load_field(slot_(0).seq, std::memory_order_relaxed) == first_seq_;
   }
 
@@ -516,6 +635,7 @@ class ClosedView {
   std::uint64_t first_ = 0;
   std::size_t n_ = 0;
   std::uint64_t amends_ = 0;
+  std::uint64_t generation_ = 0;
   std::uint64_t first_seq_ = 0;
 };
 
@@ -526,6 +646,7 @@ inline Errc Series::closed_view(std::size_t n, ClosedView& v) {
   v.ring_ = ring_;
   v.cap_ = cap_;
   v.amends_ = load_field(h_->amends, std::memory_order_acquire);
+  v.generation_ = load_field(h_->generation, std::memory_order_acquire);
   const std::uint64_t h = head();
   if (h == 0) return Errc::empty;
   // Closed bars are [oldest held, h - 1); the newest may still be in progress. Leave one slot

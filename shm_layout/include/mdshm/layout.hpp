@@ -38,8 +38,8 @@ namespace mdshm {
 // any major but their own. MINOR grows when a reserved field gets a meaning: readers accept any
 // minor (they ignore what they do not know). The layout hash below catches a forgotten bump.
 inline constexpr std::uint64_t kMagic = 0x4745534D4853444DULL;  // the bytes "MDSHMSEG" on little-endian
-inline constexpr std::uint16_t kLayoutMajor = 1;
-inline constexpr std::uint16_t kLayoutMinor = 2;  // 1.1: Stat::exchange_offset_ms; 1.2: the source (lines 13-14)
+inline constexpr std::uint16_t kLayoutMajor = 2;  // 2: latch copies carry their version; hash covers types; the source (lines 13-14)
+inline constexpr std::uint16_t kLayoutMinor = 0;
 inline constexpr std::uint32_t kEndianTag = 0x01020304u;  // stored natively; reads back equal iff same endianness
 
 enum class Arch : std::uint32_t { unknown = 0, x86_64 = 1, aarch64 = 2 };
@@ -112,6 +112,7 @@ struct alignas(kCacheLine) BarSlot {
 static_assert(sizeof(BarSlot) == 128, "LAYOUT.md justifies 128: 112 bytes of bar + seq + index");
 static_assert(std::is_trivially_copyable_v<BarSlot>);
 inline constexpr std::size_t kRecordSize = sizeof(BarSlot);
+inline constexpr std::uint64_t kEmptySlot = ~0ULL;  // bar_index of a slot (or latch copy) never written
 
 // ---------------------------------------------------------------------------------------------
 // Statistics: named 64-bit counters at kStatsOffset + 8 * index. The writer owns them; readers
@@ -203,9 +204,8 @@ inline constexpr std::size_t kFutexOffset = kAmendsOffset + 8;            // u32
 // lines 5-8 and 9-12
 inline constexpr std::size_t kStatsOffset = 320;
 inline constexpr std::size_t kHistogramOffset = kStatsOffset + 8 * kStatSlots;
-// lines 13-14: where the bars come from (1.2). The writer refuses to re-attach a segment filled
-// from another source (made-up synthetic bars must never pass for the exchange's). Not part of the
-// layout hash: a minor addition that older readers ignore.
+// lines 13-14: where the bars come from. The writer refuses to re-attach a segment filled from
+// another source (made-up synthetic bars must never pass for the exchange's).
 inline constexpr std::size_t kSourceKindLen = 16;       // NUL-padded, e.g. "binance", "synthetic"
 inline constexpr std::size_t kSourceEndpointLen = 96;   // NUL-padded, e.g. "wss://stream.binance.com:9443"
 inline constexpr std::size_t kSourceSymbolLen = kSymbolLen;  // the symbol asked of the source
@@ -213,7 +213,7 @@ inline constexpr std::size_t kSourceKindOffset = kHistogramOffset + 8 * kLatency
 inline constexpr std::size_t kSourceEndpointOffset = kSourceKindOffset + kSourceKindLen;
 inline constexpr std::size_t kSourceSymbolOffset = kSourceEndpointOffset + kSourceEndpointLen;
 inline constexpr std::size_t kSourceEnd = kSourceSymbolOffset + kSourceSymbolLen;
-static_assert(kSourceKindOffset == 832 && kSourceEnd == 960, "lines 13-14, reserved before 1.2");
+static_assert(kSourceKindOffset == 832 && kSourceEnd == 960, "lines 13-14");
 // lines 16-20: the latch (the newest bar, twice)
 inline constexpr std::size_t kLatchSeqOffset = 1024;
 inline constexpr std::size_t kLatchCopiesOffset = kLatchSeqOffset + kCacheLine;
@@ -280,49 +280,41 @@ struct alignas(kCacheLine) SegmentHeader {
 };
 static_assert(std::is_standard_layout_v<SegmentHeader> && std::is_trivially_copyable_v<SegmentHeader>);
 static_assert(sizeof(SegmentHeader) == kHeaderSize);
-#define MDSHM_CHECK_OFFSET(field, off) static_assert(offsetof(SegmentHeader, field) == (off), #field)
-MDSHM_CHECK_OFFSET(magic, kMagicOffset);
-MDSHM_CHECK_OFFSET(layout_major, kLayoutMajorOffset);
-MDSHM_CHECK_OFFSET(layout_minor, kLayoutMinorOffset);
-MDSHM_CHECK_OFFSET(state, kStateOffset);
-MDSHM_CHECK_OFFSET(layout_hash, kLayoutHashOffset);
-MDSHM_CHECK_OFFSET(header_size, kHeaderSizeOffset);
-MDSHM_CHECK_OFFSET(record_size, kRecordSizeOffset);
-MDSHM_CHECK_OFFSET(arch, kArchOffset);
-MDSHM_CHECK_OFFSET(endian_tag, kEndianOffset);
-MDSHM_CHECK_OFFSET(capacity, kCapacityOffset);
-MDSHM_CHECK_OFFSET(interval_s, kIntervalOffset);
-MDSHM_CHECK_OFFSET(ring_offset, kRingOffsetOffset);
-MDSHM_CHECK_OFFSET(symbol, kSymbolOffset);
-MDSHM_CHECK_OFFSET(series_id, kSeriesIdOffset);
-MDSHM_CHECK_OFFSET(instance, kInstanceOffset);
-MDSHM_CHECK_OFFSET(created_wall_ns, kCreatedWallOffset);
-MDSHM_CHECK_OFFSET(generation, kGenerationOffset);
-MDSHM_CHECK_OFFSET(writer_pid, kWriterPidOffset);
-MDSHM_CHECK_OFFSET(writer_start_ticks, kWriterStartTicksOffset);
-MDSHM_CHECK_OFFSET(writer_start_wall_ns, kWriterStartWallOffset);
-MDSHM_CHECK_OFFSET(boot_id, kBootIdOffset);
-MDSHM_CHECK_OFFSET(heartbeat_mono_ns, kHeartbeatMonoOffset);
-MDSHM_CHECK_OFFSET(heartbeat_wall_ns, kHeartbeatWallOffset);
-MDSHM_CHECK_OFFSET(head, kHeadOffset);
-MDSHM_CHECK_OFFSET(updates, kUpdatesOffset);
-MDSHM_CHECK_OFFSET(last_update_mono_ns, kLastUpdateMonoOffset);
-MDSHM_CHECK_OFFSET(last_update_wall_ns, kLastUpdateWallOffset);
-MDSHM_CHECK_OFFSET(amends, kAmendsOffset);
-MDSHM_CHECK_OFFSET(futex_word, kFutexOffset);
-MDSHM_CHECK_OFFSET(stats, kStatsOffset);
-MDSHM_CHECK_OFFSET(latency_hist, kHistogramOffset);
-MDSHM_CHECK_OFFSET(source_kind, kSourceKindOffset);
-MDSHM_CHECK_OFFSET(source_endpoint, kSourceEndpointOffset);
-MDSHM_CHECK_OFFSET(source_symbol, kSourceSymbolOffset);
-MDSHM_CHECK_OFFSET(latch_seq, kLatchSeqOffset);
-MDSHM_CHECK_OFFSET(latch, kLatchCopiesOffset);
+// The one field list: every header field with its named offset, every slot and bar field. The
+// offset checks and the layout hash are both generated from these lists, so neither can drift
+// from the structs. A new field goes into its struct, gets a named offset, and is added here.
+#define MDSHM_HEADER_FIELDS(X)                                                                   \
+  X(magic, kMagicOffset) X(layout_major, kLayoutMajorOffset) X(layout_minor, kLayoutMinorOffset) \
+  X(state, kStateOffset) X(layout_hash, kLayoutHashOffset) X(header_size, kHeaderSizeOffset)     \
+  X(record_size, kRecordSizeOffset) X(arch, kArchOffset) X(endian_tag, kEndianOffset)            \
+  X(capacity, kCapacityOffset) X(interval_s, kIntervalOffset) X(ring_offset, kRingOffsetOffset)  \
+  X(symbol, kSymbolOffset) X(series_id, kSeriesIdOffset) X(instance, kInstanceOffset)            \
+  X(created_wall_ns, kCreatedWallOffset) X(generation, kGenerationOffset)                        \
+  X(writer_pid, kWriterPidOffset) X(writer_start_ticks, kWriterStartTicksOffset)                 \
+  X(writer_start_wall_ns, kWriterStartWallOffset) X(boot_id, kBootIdOffset)                      \
+  X(heartbeat_mono_ns, kHeartbeatMonoOffset) X(heartbeat_wall_ns, kHeartbeatWallOffset)          \
+  X(head, kHeadOffset) X(updates, kUpdatesOffset) X(last_update_mono_ns, kLastUpdateMonoOffset)  \
+  X(last_update_wall_ns, kLastUpdateWallOffset) X(amends, kAmendsOffset)                         \
+  X(futex_word, kFutexOffset) X(stats, kStatsOffset) X(latency_hist, kHistogramOffset)           \
+  X(source_kind, kSourceKindOffset) X(source_endpoint, kSourceEndpointOffset)                    \
+  X(source_symbol, kSourceSymbolOffset)                                                          \
+  X(latch_seq, kLatchSeqOffset) X(latch, kLatchCopiesOffset)
+#define MDSHM_SLOT_FIELDS(X) X(seq) X(bar_index) X(bar)
+#define MDSHM_BAR_FIELDS(X)                                                                  \
+  X(open_time_ms) X(open) X(high) X(low) X(close) X(volume) X(quote_volume)                  \
+  X(taker_buy_volume) X(taker_buy_quote_volume) X(trade_count) X(first_trade_id)             \
+  X(last_trade_id) X(update_wall_ns) X(flags) X(reserved)
+
+#define MDSHM_CHECK_OFFSET(field, off) static_assert(offsetof(SegmentHeader, field) == (off), #field);
+MDSHM_HEADER_FIELDS(MDSHM_CHECK_OFFSET)
 #undef MDSHM_CHECK_OFFSET
 
 // ---------------------------------------------------------------------------------------------
-// Layout hash: FNV-1a over the record size and every field's offset and size, header and bar.
-// Two builds that disagree on any of them disagree on the hash, even if someone forgot to bump
-// kLayoutMajor.
+// Layout hash: FNV-1a over the constants readers rely on and, for every field of the three lists,
+// its offset, its size and its type (kind, element size, element count). Two builds that disagree
+// on any of them disagree on the hash, even if someone forgot to bump kLayoutMajor: trade_count
+// turning into a double changes it, so does a longer name field. The minor version is not in it
+// (minors are compatible by definition), only where it is stored.
 namespace detail {
 constexpr std::uint64_t fnv1a(std::uint64_t h, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) {
@@ -331,26 +323,48 @@ constexpr std::uint64_t fnv1a(std::uint64_t h, std::uint64_t v) {
   }
   return h;
 }
+
+// kind (1 char, 2 floating, 3 signed, 4 unsigned, 5 struct) << 56 | element size << 32 | count
+template <class T>
+constexpr std::uint64_t type_code() {
+  using E = std::remove_all_extents_t<T>;
+  const std::uint64_t kind = std::is_same_v<E, char>   ? 1
+                             : std::is_floating_point_v<E> ? 2
+                             : std::is_signed_v<E>      ? 3
+                             : std::is_unsigned_v<E>    ? 4
+                             : std::is_class_v<E>       ? 5
+                                                        : 0;
+  return kind << 56 | std::uint64_t{sizeof(E)} << 32 | (sizeof(T) / sizeof(E));
+}
+
+struct LayoutHasher {
+  std::uint64_t h = 0xCBF29CE484222325ULL;
+  constexpr void add(std::uint64_t v) { h = fnv1a(h, v); }
+  constexpr void field(std::uint64_t offset, std::uint64_t size, std::uint64_t type) {
+    add(offset);
+    add(size);
+    add(type);
+  }
+};
 }  // namespace detail
 
 constexpr std::uint64_t compute_layout_hash() {
-  std::uint64_t h = 0xCBF29CE484222325ULL;
-  const std::uint64_t parts[] = {
-      kLayoutMajor, kHeaderSize, kRecordSize, sizeof(Bar),
-      offsetof(BarSlot, seq), offsetof(BarSlot, bar_index), offsetof(BarSlot, bar),
-      offsetof(Bar, open_time_ms), offsetof(Bar, open), offsetof(Bar, high), offsetof(Bar, low),
-      offsetof(Bar, close), offsetof(Bar, volume), offsetof(Bar, quote_volume),
-      offsetof(Bar, taker_buy_volume), offsetof(Bar, taker_buy_quote_volume),
-      offsetof(Bar, trade_count), offsetof(Bar, first_trade_id), offsetof(Bar, last_trade_id),
-      offsetof(Bar, update_wall_ns), offsetof(Bar, flags),
-      kStateOffset, kLayoutHashOffset, kCapacityOffset, kIntervalOffset, kRingOffsetOffset,
-      kSymbolOffset, kSeriesIdOffset, kInstanceOffset, kGenerationOffset, kWriterPidOffset,
-      kWriterStartTicksOffset, kBootIdOffset, kHeartbeatMonoOffset, kHeartbeatWallOffset,
-      kHeadOffset, kUpdatesOffset, kLastUpdateMonoOffset, kLastUpdateWallOffset, kAmendsOffset,
-      kFutexOffset, kStatsOffset, kStatSlots, kHistogramOffset, kLatencyBuckets, kLatchSeqOffset,
-      kLatchCopiesOffset};
-  for (auto p : parts) h = detail::fnv1a(h, p);
-  return h;
+  detail::LayoutHasher x;
+  for (std::uint64_t c : {kMagic, std::uint64_t{kLayoutMajor}, std::uint64_t{kEndianTag}, std::uint64_t{kHeaderSize},
+                          std::uint64_t{kRecordSize}, std::uint64_t{sizeof(Bar)}, std::uint64_t{kStatSlots},
+                          std::uint64_t{kLatencyBuckets}})
+    x.add(c);
+#define MDSHM_HASH_HEADER(f, off) \
+  x.field(off, sizeof(SegmentHeader::f), detail::type_code<decltype(SegmentHeader::f)>());
+#define MDSHM_HASH_SLOT(f) x.field(offsetof(BarSlot, f), sizeof(BarSlot::f), detail::type_code<decltype(BarSlot::f)>());
+#define MDSHM_HASH_BAR(f) x.field(offsetof(Bar, f), sizeof(Bar::f), detail::type_code<decltype(Bar::f)>());
+  MDSHM_HEADER_FIELDS(MDSHM_HASH_HEADER)
+  MDSHM_SLOT_FIELDS(MDSHM_HASH_SLOT)
+  MDSHM_BAR_FIELDS(MDSHM_HASH_BAR)
+#undef MDSHM_HASH_HEADER
+#undef MDSHM_HASH_SLOT
+#undef MDSHM_HASH_BAR
+  return x.h;
 }
 inline constexpr std::uint64_t kLayoutHash = compute_layout_hash();
 
@@ -401,6 +415,8 @@ enum class HeaderProblem {
   bad_names,          // series id or symbol not NUL-terminated/valid
   not_ready,          // still being created or re-attached
   retired,            // replaced by a newer segment at the same path
+  bad_state,          // a state value no writer writes: corruption, not "try again"
+  name_mismatch,      // the header's instance or series id is not the one the file name says
 };
 
 inline std::string_view to_string(HeaderProblem p) {
@@ -416,6 +432,8 @@ inline std::string_view to_string(HeaderProblem p) {
     case HeaderProblem::bad_names: return "series id or symbol field invalid";
     case HeaderProblem::not_ready: return "segment not ready (writer initialising)";
     case HeaderProblem::retired: return "segment retired (replaced by the writer)";
+    case HeaderProblem::bad_state: return "unknown segment state (corrupt header)";
+    case HeaderProblem::name_mismatch: return "header names another instance or series than the file name";
   }
   return "unknown";
 }
@@ -437,7 +455,8 @@ inline HeaderProblem validate_header(const void* base, std::uint64_t file_size) 
   if (load_field(h.magic) != kMagic) return HeaderProblem::bad_magic;
   if (load_field(h.layout_major) != kLayoutMajor) return HeaderProblem::version_mismatch;
   if (state == static_cast<std::uint32_t>(SegmentState::retired)) return HeaderProblem::retired;
-  if (state != static_cast<std::uint32_t>(SegmentState::ready)) return HeaderProblem::not_ready;
+  if (state == static_cast<std::uint32_t>(SegmentState::creating)) return HeaderProblem::not_ready;
+  if (state != static_cast<std::uint32_t>(SegmentState::ready)) return HeaderProblem::bad_state;
   if (load_field(h.endian_tag) != kEndianTag || load_field(h.arch) != static_cast<std::uint32_t>(kThisArch))
     return HeaderProblem::arch_mismatch;
   if (load_field(h.layout_hash) != kLayoutHash) return HeaderProblem::hash_mismatch;
@@ -448,8 +467,24 @@ inline HeaderProblem validate_header(const void* base, std::uint64_t file_size) 
     return HeaderProblem::bad_geometry;
   if (file_size < segment_size(cap)) return HeaderProblem::truncated;
   if (!valid_series_id(field_string(h.series_id, kSeriesIdLen)) || h.series_id[kSeriesIdLen - 1] != '\0' ||
-      h.symbol[kSymbolLen - 1] != '\0' || field_string(h.symbol, kSymbolLen).empty())
+      h.symbol[kSymbolLen - 1] != '\0' || field_string(h.symbol, kSymbolLen).empty() ||
+      !valid_instance(field_string(h.instance, kInstanceLen)) || h.instance[kInstanceLen - 1] != '\0')
     return HeaderProblem::bad_names;
+  return HeaderProblem::none;
+}
+
+// A valid header must also be the one its path promises: <shm_dir>/mdshm.<instance>/<series>. Else
+// a segment copied, renamed or planted under another series' name would serve the wrong bars.
+inline HeaderProblem validate_names(const SegmentHeader& h, std::string_view path) {
+  const std::string_view inst = field_string(h.instance, kInstanceLen);
+  const std::string_view id = field_string(h.series_id, kSeriesIdLen);
+  const auto slash = path.rfind('/');
+  const std::string_view file = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  std::string_view dir = slash == std::string_view::npos ? std::string_view{} : path.substr(0, slash);
+  if (const auto s2 = dir.rfind('/'); s2 != std::string_view::npos) dir = dir.substr(s2 + 1);
+  if (file != id || dir.size() != kSegmentPrefix.size() + inst.size() ||
+      dir.substr(0, kSegmentPrefix.size()) != kSegmentPrefix || dir.substr(kSegmentPrefix.size()) != inst)
+    return HeaderProblem::name_mismatch;
   return HeaderProblem::none;
 }
 

@@ -66,15 +66,22 @@ inline std::atomic_ref<std::uint64_t> seq_ref(const std::uint64_t& seq) {
 
 // ---- one ring slot -----------------------------------------------------------------------------
 
-// Single writer only.
-inline void write_slot(BarSlot& slot, std::uint64_t bar_index, const Bar& bar) {
+// Single writer only. The critical section (sequence odd) holds the slot's stores and nothing
+// else: the caller computes the bar before. `inside` runs in the middle of it; tests use it to
+// stop a writer mid-write, everyone else calls the three-argument form.
+template <class Inside>
+inline void write_slot(BarSlot& slot, std::uint64_t bar_index, const Bar& bar, Inside&& inside) {
   auto seq = seq_ref(slot.seq);
   const std::uint64_t s = seq.load(std::memory_order_relaxed);
   seq.store(s + 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
   std::atomic_ref<std::uint64_t>(slot.bar_index).store(bar_index, std::memory_order_relaxed);
+  inside();
   store_words(slot.bar, bar);
   seq.store(s + 2, std::memory_order_release);
+}
+inline void write_slot(BarSlot& slot, std::uint64_t bar_index, const Bar& bar) {
+  write_slot(slot, bar_index, bar, [] {});
 }
 
 enum class ReadStatus { ok, busy, changed };
@@ -92,8 +99,11 @@ inline ReadStatus try_read_slot(const BarSlot& slot, std::uint64_t& bar_index, B
 
 // ---- the latch: two copies of the newest bar ------------------------------------------------
 
-// Single writer only. Readers never see a copy under construction.
-inline void write_latch(std::uint64_t& latch_seq, BarSlot (&copies)[2], std::uint64_t bar_index, const Bar& bar) {
+// Single writer only. Readers never see a copy under construction. `version` goes into the copy's
+// `seq` field (unused otherwise in a latch copy): the `updates` count this version of the bar is
+// published as, so a reader can tell a bar it already returned from a new one.
+inline void write_latch(std::uint64_t& latch_seq, BarSlot (&copies)[2], std::uint64_t bar_index, const Bar& bar,
+                        std::uint64_t version) {
   auto seq = seq_ref(latch_seq);
   const std::uint64_t s = seq.load(std::memory_order_relaxed);
   for (std::uint64_t step = 1; step <= 2; ++step) {
@@ -102,6 +112,7 @@ inline void write_latch(std::uint64_t& latch_seq, BarSlot (&copies)[2], std::uin
     seq.store(s + step, std::memory_order_release);
     std::atomic_thread_fence(std::memory_order_release);
     BarSlot& c = copies[(s + step + 1) & 1];
+    std::atomic_ref<std::uint64_t>(c.seq).store(version, std::memory_order_relaxed);
     std::atomic_ref<std::uint64_t>(c.bar_index).store(bar_index, std::memory_order_relaxed);
     store_words(c.bar, bar);
   }
@@ -110,10 +121,11 @@ inline void write_latch(std::uint64_t& latch_seq, BarSlot (&copies)[2], std::uin
 }
 
 inline bool try_read_latch(const std::uint64_t& latch_seq, const BarSlot (&copies)[2], std::uint64_t& bar_index,
-                           Bar& out) {
+                           Bar& out, std::uint64_t* version = nullptr) {
   auto seq = seq_ref(latch_seq);
   const std::uint64_t s0 = seq.load(std::memory_order_acquire);
   const BarSlot& c = copies[s0 & 1];
+  if (version) *version = load_field(c.seq);
   bar_index = load_field(c.bar_index);
   load_words(out, c.bar);
   std::atomic_thread_fence(std::memory_order_acquire);
