@@ -5,6 +5,7 @@
 #include "decimal.hpp"
 #include "model/market.hpp"
 #include "server.hpp"
+#include "trades.hpp"
 
 namespace {
 
@@ -58,7 +59,7 @@ int main(int argc, char** argv) {
       "run.\nWebSocket combined stream at /stream?streams=a/b/c and REST /api/v3/{klines,aggTrades,time,ping} "
       "on one port.\nWhen ready it prints 'listening ws=wss://127.0.0.1:PORT rest=https://127.0.0.1:PORT' "
       "(preceded by 'control=127.0.0.1:PORT' when a control port is open)."};
-  std::vector<std::string> replay, klines, derive;
+  std::vector<std::string> replay, klines, derive, trades;
   ServerOptions o;
   std::int64_t start = -1;
   app.add_option("--replay", replay,
@@ -69,6 +70,11 @@ int main(int argc, char** argv) {
                  "header, ms or µs timestamps), consecutive files of one symbol comma-separated. Served over "
                  "REST klines (any interval) and aggTrades (generated to match each kline's OHLCV, volume, "
                  "taker-buy volume and trade count), and streamed as <sym>@aggTrade and closed <sym>@kline_<i>");
+  app.add_option("--trades", trades,
+                 "SYMBOL:FILE[,FILE...] real aggTrades CSVs as data.binance.vision publishes them (8 columns, no "
+                 "header, ms or µs timestamps), consecutive files comma-separated. Streamed as <sym>@aggTrade and "
+                 "closed <sym>@kline_<i> computed from them, and served over REST aggTrades and klines (any "
+                 "interval). The aggTrade frames of --replay captures are served over REST the same way");
   app.add_option("--derive", derive,
                  "SYMBOL:FROM:FACTOR a series derived from FROM's klines, prices times FACTOR and volumes "
                  "divided by it (e.g. BTCUSDT:ETHUSDT:12.5 for a demo BTC series)");
@@ -156,12 +162,56 @@ int main(int argc, char** argv) {
     // BTC-like steps: price to the cent, quantity to 1e-5.
     market.add(parts[0], from->interval_s(), derive_rows(from->rows(), factor, 1'000'000, 1'000));
   }
+  std::optional<std::int64_t> first_trade_ms;  // real trades start the clock, not their minute
+  auto add_real = [&](const std::string& symbol, std::vector<GenTrade> real, bool streamed, const std::string& from) {
+    if (market.find(symbol)) {
+      std::cerr << "mdshm-sim: " << symbol << " has real trades from " << from
+                << " and trades from another flag: one source per symbol, real and generated trades do not mix\n";
+      return false;
+    }
+    if (!real.empty() && (!first_trade_ms || real.front().time_ms < *first_trade_ms)) first_trade_ms = real.front().time_ms;
+    market.add_trades(symbol, std::move(real), streamed);
+    return true;
+  };
+  for (const auto& spec : trades) {
+    const auto colon = spec.find(':');
+    if (colon == std::string::npos || colon == 0) {
+      std::cerr << "mdshm-sim: --trades wants SYMBOL:FILE[,FILE...], got '" << spec << "'\n";
+      return 2;
+    }
+    std::vector<GenTrade> all;
+    const std::string files = spec.substr(colon + 1);
+    for (std::size_t pos = 0; pos <= files.size();) {
+      const auto comma = std::min(files.find(',', pos), files.size());
+      auto loaded = load_agg_trades_csv(files.substr(pos, comma - pos));
+      if (auto* err = std::get_if<LoadError>(&loaded)) {
+        std::cerr << "mdshm-sim: " << err->message << "\n";
+        return 2;
+      }
+      auto& day = std::get<std::vector<GenTrade>>(loaded);
+      if (!all.empty() && !day.empty() && day.front().id <= all.back().id) {
+        std::cerr << "mdshm-sim: files of --trades " << spec << " are not in id order\n";
+        return 2;
+      }
+      all.insert(all.end(), day.begin(), day.end());
+      pos = comma + 1;
+    }
+    if (!add_real(spec.substr(0, colon), std::move(all), true, "--trades")) return 2;
+  }
   auto loaded = load_replay(replay);
   if (auto* err = std::get_if<LoadError>(&loaded)) {
     std::cerr << "mdshm-sim: " << err->message << "\n";
     return 2;
   }
   const auto& frames = std::get<std::vector<ReplayFrame>>(loaded);
+  // The capture's aggTrade frames are relayed as recorded; REST answers from the same trades.
+  auto captured = capture_trades(frames);
+  if (auto* err = std::get_if<LoadError>(&captured)) {
+    std::cerr << "mdshm-sim: " << err->message << "\n";
+    return 2;
+  }
+  for (auto& [symbol, real] : std::get<0>(captured))
+    if (!add_real(symbol, std::move(real), false, "--replay")) return 2;
   for (auto& s : market.all())
     if (s->rows_adjusted())
       std::cerr << "mdshm-sim: " << s->symbol() << ": " << s->rows_adjusted()
@@ -173,7 +223,8 @@ int main(int argc, char** argv) {
     std::optional<std::int64_t> first;
     if (!frames.empty()) first = frames.front().time_ms;
     for (auto& s : market.all())
-      if (!s->rows().empty() && (!first || s->data_begin_ms() < *first)) first = s->data_begin_ms();
+      if (!s->real() && !s->rows().empty() && (!first || s->data_begin_ms() < *first)) first = s->data_begin_ms();
+    if (first_trade_ms && (!first || *first_trade_ms < *first)) first = first_trade_ms;
     o.start_ms = first.value_or(0);
   }
   return run_server(o, market, frames);
