@@ -193,6 +193,7 @@ struct Acc {
       k.high = r.high;
       k.low = r.low;
       k.first_id = r.first_id;
+      k.first_trade = r.first_trade;
       any = true;
     }
     k.high = std::max(k.high, r.high);
@@ -204,6 +205,7 @@ struct Acc {
     k.taker_buy_volume += r.taker_buy_volume;
     k.taker_buy_quote_volume += r.taker_buy_quote_volume;
     k.last_id = r.last_id;
+    k.last_trade = r.last_trade;
   }
   void add_trade(const GenTrade& t) {
     const auto quote = quote_of(t);
@@ -215,6 +217,8 @@ struct Acc {
     r.taker_buy_volume = t.buyer_is_maker ? 0 : t.qty;
     r.taker_buy_quote_volume = t.buyer_is_maker ? 0 : quote;
     r.first_id = r.last_id = t.id;
+    r.first_trade = t.first_trade >= 0 ? t.first_trade : t.id;
+    r.last_trade = t.last_trade >= 0 ? t.last_trade : t.id;
     add_row(r);
   }
 };
@@ -233,6 +237,8 @@ Series::Series(std::string symbol, std::uint32_t interval_s, std::vector<KlineRo
     r.trade_count = n;
     r.first_id = n > 0 ? next_id : -1;
     r.last_id = n > 0 ? next_id + n - 1 : -1;
+    r.first_trade = r.first_id;
+    r.last_trade = r.last_id;
     next_id += n;
   }
   price_tick_ = tick <= 0 ? 1 : std::min<std::int64_t>(tick, 1'000'000);
@@ -258,7 +264,7 @@ Series::Series(std::string symbol, std::vector<GenTrade> trades, bool streamed)
     KlineRow r = acc.k;
     if (!acc.any) {
       r.open = r.high = r.low = r.close = close;  // Binance's flat bar for a minute without trades
-      r.first_id = r.last_id = -1;
+      r.first_id = r.last_id = r.first_trade = r.last_trade = -1;
     }
     close = r.close;
     r.open_ms = first_open + static_cast<std::int64_t>(i) * kRowMs;
@@ -410,7 +416,7 @@ std::optional<KlineRow> Series::kline(std::uint32_t interval_s, std::int64_t ope
   KlineRow k = acc.k;
   if (!acc.any) {
     k.open = k.high = k.low = k.close = previous_close(open_ms);
-    k.first_id = k.last_id = -1;
+    k.first_id = k.last_id = k.first_trade = k.last_trade = -1;
   }
   k.open_ms = open_ms;
   k.close_ms = end_ms;

@@ -23,6 +23,9 @@ struct KlineRow {
   std::int64_t trade_count = 0;
   std::int64_t taker_buy_volume = 0, taker_buy_quote_volume = 0;
   std::int64_t first_id = -1, last_id = -1;  // aggTrade ids; -1 when the bar has no trade
+  // The exchange's trade ids, what a kline's `f` and `L` carry; -1 when the bar has no trade.
+  // Generated trades stand for one trade each, with the aggTrade's id.
+  std::int64_t first_trade = -1, last_trade = -1;
 };
 
 // One aggTrade, generated or real.

@@ -2,6 +2,7 @@
 // the simulator writes. This file is the test's only Beast translation unit.
 #include <utility>  // Boost 1.74 needs std::exchange before its headers
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -211,7 +212,46 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
+// Runs mdshm-sim with arguments it must refuse: its exit status and what it printed.
+std::pair<int, std::string> refused(std::vector<std::string> args) {
+  const std::string out = temp_path("refused.txt");
+  args.insert(args.begin(), std::string(MDSHM_BIN_DIR) + "/mdshm-sim");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 2, 1);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  REQUIRE(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  std::ifstream in(out);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::filesystem::remove(out);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+}
+
 }  // namespace
+
+TEST_CASE("real and generated trades of one symbol do not mix; a capture line needs its receive time") {
+  const std::string trades = std::string(MDSHM_SOURCE_DIR) + "/tests/sim/data/BTCUSDT-aggTrades-2021-10-22-excerpt.csv";
+  auto [rc, text] = refused({"--klines", "BTCUSDT:1m:" + kDay1, "--trades", "BTCUSDT:" + trades});
+  CHECK(rc == 2);
+  CHECK(text.find("BTCUSDT has real trades from --trades and trades from another flag") != std::string::npos);
+  // The capture holds NKNUSDT aggTrades: generated ones from --klines would interleave with them.
+  std::tie(rc, text) = refused({"--klines", "NKNUSDT:1m:" + kDay1, "--replay", kCapture});
+  CHECK(rc == 2);
+  CHECK(text.find("NKNUSDT has real trades from --replay") != std::string::npos);
+  const std::string bare = temp_path("bare.capture");
+  std::ofstream(bare) << "1633998512.0633569: {\"stream\":\"a@aggTrade\"}\n{\"stream\":\"a@aggTrade\"}\n";
+  std::tie(rc, text) = refused({"--replay", bare});
+  std::filesystem::remove(bare);
+  CHECK(rc == 2);
+  CHECK(text.find(bare + ":2: capture line without a receive time") != std::string::npos);
+}
 
 TEST_CASE("replayed frames arrive unchanged, filtered by the URL's streams") {
   Sim sim({"--replay", kCapture, "--speed", "0"});

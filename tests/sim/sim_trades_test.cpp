@@ -245,6 +245,8 @@ TEST_CASE("the stream replays real trades and closes klines computed from them")
   CHECK(frames[4].find("\"t\":1634944096000") != std::string::npos);
   CHECK(frames[8].find("\"t\":1634944097000") != std::string::npos);
   CHECK(frames[8].find("\"v\":\"0.00631000\",\"n\":3,\"x\":true") != std::string::npos);
+  // A kline's f and L are the exchange's trade ids, not aggTrade ids.
+  CHECK(frames[8].find("\"f\":1111480475,\"L\":1111480477,") != std::string::npos);
   CHECK(frames[11].find("\"a\":966492871") != std::string::npos);
   CHECK(frames[12].find("\"t\":1634944098000") != std::string::npos);
   CHECK(s.real());

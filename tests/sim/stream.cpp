@@ -124,9 +124,9 @@ std::string kline_frame(const std::string& symbol, std::uint32_t interval_s, con
   out += ",\"T\":";
   add_int(out, k.close_ms);
   out += ",\"s\":\"" + symbol + "\",\"i\":\"" + iname + "\",\"f\":";
-  add_int(out, k.first_id);
+  add_int(out, k.first_trade);
   out += ",\"L\":";
-  add_int(out, k.last_id);
+  add_int(out, k.last_trade);
   out += ",\"o\":";
   add_dec(out, k.open);
   out += ",\"c\":";
