@@ -425,18 +425,20 @@ TEST_CASE("faults on the stream: hole, duplicate, malformed, drop, serverShutdow
     return t[0].id;
   };
   // The writer runs ahead of this reader; let the socket buffers fill, then every fault applies to
-  // frames not yet produced.
+  // frames not yet produced. Loopback buffers autotune to megabytes: tens of thousands of frames
+  // can be in flight ahead of a fault, so each search looks far.
+  constexpr int kSearch = 400000;
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   REQUIRE(sim.control("hole 3") == "ok hole 3");
   long long prev = next_id(), jumps = 0, dups = 0;
-  for (int i = 0; i < 20000 && jumps == 0; ++i) {
+  for (int i = 0; i < kSearch && jumps == 0; ++i) {
     const long long id = next_id();
     if (id == prev + 4) ++jumps;
     prev = id;
   }
   CHECK(jumps == 1);
   REQUIRE(sim.control("duplicate 1") == "ok duplicate 1");
-  for (int i = 0; i < 20000 && dups == 0; ++i) {
+  for (int i = 0; i < kSearch && dups == 0; ++i) {
     const long long id = next_id();
     if (id == prev) ++dups;
     prev = id;
@@ -444,15 +446,15 @@ TEST_CASE("faults on the stream: hole, duplicate, malformed, drop, serverShutdow
   CHECK(dups == 1);
   REQUIRE(sim.control("malformed 1") == "ok malformed 1");
   bool saw_bad = false;
-  for (int i = 0; i < 20000 && !saw_bad; ++i) saw_bad = ws.read().find("\"stream\";") != std::string::npos;
+  for (int i = 0; i < kSearch && !saw_bad; ++i) saw_bad = ws.read().find("\"stream\";") != std::string::npos;
   CHECK(saw_bad);
   REQUIRE(sim.control("shutdown") == "ok notified 1");
   bool saw_shutdown = false;
-  for (int i = 0; i < 20000 && !saw_shutdown; ++i) saw_shutdown = ws.read().find("\"e\":\"serverShutdown\"") != std::string::npos;
+  for (int i = 0; i < kSearch && !saw_shutdown; ++i) saw_shutdown = ws.read().find("\"e\":\"serverShutdown\"") != std::string::npos;
   CHECK(saw_shutdown);
   REQUIRE(sim.control("drop") == "ok dropped 1");
   bool closed = false;
-  for (int i = 0; i < 200000 && !closed; ++i) closed = ws.read().empty();
+  for (int i = 0; i < kSearch && !closed; ++i) closed = ws.read().empty();
   CHECK(closed);
 }
 
