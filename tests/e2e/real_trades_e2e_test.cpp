@@ -12,12 +12,7 @@
 //   daemon's bar must equal the exchange's kline frame.
 // No capture in ../shared covers a whole minute with its trades (the captures last 20-30 s), so no
 // closed 1m kline can be matched against real trades; these are the intervals that are covered.
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -33,8 +29,7 @@
 #include <vector>
 
 #include "mdshm/client.hpp"
-
-extern char** environ;
+#include "spawn_logged.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -54,17 +49,8 @@ std::string slurp(const std::string& path) {
 // A child process with stdout and stderr in `log`; SIGTERM (then SIGKILL) at scope exit.
 class Child {
  public:
-  Child(std::vector<std::string> args, const std::string& log) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    REQUIRE(rc == 0);
+  Child(std::vector<std::string> args, const std::string& log) : pid_(mdshm::sim::spawn_logged(std::move(args), log)) {
+    REQUIRE(pid_ > 0);
   }
   ~Child() {
     kill(pid_, SIGTERM);
@@ -315,4 +301,27 @@ TEST_CASE("a real capture: the daemon's LRCBTC bar equals the exchange's kline o
   CHECK(b->taker_buy_volume == std::stod(k[9]));
   CHECK(b->last_trade_id == 9213679);
   CHECK((b->flags & (mdshm::flag::not_repaired | mdshm::flag::reconcile_diff)) == 0);
+}
+
+TEST_CASE("real BTCUSDT trades: startup catch-up rebuilds the minute from REST aggTrades", "[e2e]") {
+  TempDir dir;
+  // The clock starts after the last trade: the daemon can only learn the minute's ten trades from
+  // REST, answered from the same real trades.
+  Sim sim(dir, {"--trades", "BTCUSDT:" + kTrades, "--start", "1634944098300"});
+  Daemon d(dir, sim.port(), "BTCUSDT", {"1s", "1m"});
+  const bool caught_up = poll_until(30s, [&] {
+    const auto m = d.bar("1m", 1634944080000);
+    return m && m->trade_count >= 10;
+  });
+  INFO(slurp(dir / "mdshmd.log"));
+  REQUIRE(caught_up);
+  const auto requests = slurp(dir / "requests.log");
+  INFO(requests);
+  CHECK(std::regex_search(requests, std::regex(" 200 GET /api/v3/aggTrades\\?symbol=BTCUSDT&[^\n]*startTime=1634944080000")));
+  check_equal(*d.bar("1m", 1634944080000), truth_of(kTrades, 60'000).at(1634944080000));
+  for (const auto& [open, t] : truth_of(kTrades, 1000)) {
+    const auto b = d.bar("1s", open);
+    REQUIRE(b);
+    check_equal(*b, t);
+  }
 }

@@ -51,6 +51,31 @@ bool add_klines(Market& market, const std::string& spec) {
   return true;
 }
 
+// FILE[,FILE...]: consecutive files (days) of one symbol, each loaded by `load`, joined into one
+// series; `in_order(last of one, first of the next)` must hold across each boundary. nullopt (the
+// error printed) on any failure.
+template <class Row, class Load, class InOrder>
+std::optional<std::vector<Row>> load_consecutive(const std::string& files, Load load, InOrder in_order,
+                                                 const std::string& disorder) {
+  std::vector<Row> all;
+  for (std::size_t pos = 0; pos <= files.size();) {
+    const auto comma = std::min(files.find(',', pos), files.size());
+    auto loaded = load(files.substr(pos, comma - pos));
+    if (auto* err = std::get_if<LoadError>(&loaded)) {
+      std::cerr << "mdshm-sim: " << err->message << "\n";
+      return std::nullopt;
+    }
+    auto& part = std::get<std::vector<Row>>(loaded);
+    if (!all.empty() && !part.empty() && !in_order(all.back(), part.front())) {
+      std::cerr << "mdshm-sim: " << disorder << "\n";
+      return std::nullopt;
+    }
+    all.insert(all.end(), part.begin(), part.end());
+    pos = comma + 1;
+  }
+  return all;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -128,24 +153,12 @@ int main(int argc, char** argv) {
       std::cerr << "mdshm-sim: unknown interval in --klines " << spec << "\n";
       return 2;
     }
-    std::vector<KlineRow> all;
-    std::string files = spec.substr(b + 1);
-    for (std::size_t pos = 0; pos <= files.size();) {
-      const auto comma = std::min(files.find(',', pos), files.size());
-      auto loaded = load_kline_csv(files.substr(pos, comma - pos), *seconds);
-      if (auto* err = std::get_if<LoadError>(&loaded)) {
-        std::cerr << "mdshm-sim: " << err->message << "\n";
-        return 2;
-      }
-      auto& rows = std::get<std::vector<KlineRow>>(loaded);
-      if (!all.empty() && !rows.empty() && rows.front().open_ms <= all.back().open_ms) {
-        std::cerr << "mdshm-sim: files of --klines " << spec << " are not in time order\n";
-        return 2;
-      }
-      all.insert(all.end(), rows.begin(), rows.end());
-      pos = comma + 1;
-    }
-    market.add(spec.substr(0, a), *seconds, std::move(all));
+    auto all = load_consecutive<KlineRow>(
+        spec.substr(b + 1), [&](const std::string& f) { return load_kline_csv(f, *seconds); },
+        [](const KlineRow& last, const KlineRow& next) { return next.open_ms > last.open_ms; },
+        "files of --klines " + spec + " are not in time order");
+    if (!all) return 2;
+    market.add(spec.substr(0, a), *seconds, std::move(*all));
   }
   for (const auto& spec : derive) {
     const auto parts = split_colon(spec);
@@ -179,24 +192,11 @@ int main(int argc, char** argv) {
       std::cerr << "mdshm-sim: --trades wants SYMBOL:FILE[,FILE...], got '" << spec << "'\n";
       return 2;
     }
-    std::vector<GenTrade> all;
-    const std::string files = spec.substr(colon + 1);
-    for (std::size_t pos = 0; pos <= files.size();) {
-      const auto comma = std::min(files.find(',', pos), files.size());
-      auto loaded = load_agg_trades_csv(files.substr(pos, comma - pos));
-      if (auto* err = std::get_if<LoadError>(&loaded)) {
-        std::cerr << "mdshm-sim: " << err->message << "\n";
-        return 2;
-      }
-      auto& day = std::get<std::vector<GenTrade>>(loaded);
-      if (!all.empty() && !day.empty() && day.front().id <= all.back().id) {
-        std::cerr << "mdshm-sim: files of --trades " << spec << " are not in id order\n";
-        return 2;
-      }
-      all.insert(all.end(), day.begin(), day.end());
-      pos = comma + 1;
-    }
-    if (!add_real(spec.substr(0, colon), std::move(all), true, "--trades")) return 2;
+    auto all = load_consecutive<GenTrade>(
+        spec.substr(colon + 1), [](const std::string& f) { return load_agg_trades_csv(f); },
+        [](const GenTrade& last, const GenTrade& next) { return next.id > last.id; },
+        "files of --trades " + spec + " are not in id order");
+    if (!all || !add_real(spec.substr(0, colon), std::move(*all), true, "--trades")) return 2;
   }
   auto loaded = load_replay(replay);
   if (auto* err = std::get_if<LoadError>(&loaded)) {

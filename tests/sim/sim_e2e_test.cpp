@@ -2,7 +2,6 @@
 // the simulator writes. This file is the test's only Beast translation unit.
 #include <utility>  // Boost 1.74 needs std::exchange before its headers
 
-#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -26,6 +25,7 @@
 
 #include "decimal.hpp"
 #include "parse/capture_line.hpp"
+#include "spawn_logged.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -215,17 +215,10 @@ std::vector<std::string> split(const std::string& s, char sep) {
 // Runs mdshm-sim with arguments it must refuse: its exit status and what it printed.
 std::pair<int, std::string> refused(std::vector<std::string> args) {
   const std::string out = temp_path("refused.txt");
+  std::filesystem::remove(out);
   args.insert(args.begin(), std::string(MDSHM_BIN_DIR) + "/mdshm-sim");
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 2, 1);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  REQUIRE(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&fa);
+  const pid_t pid = spawn_logged(args, out);
+  REQUIRE(pid > 0);
   int status = 0;
   waitpid(pid, &status, 0);
   std::ifstream in(out);
