@@ -212,6 +212,16 @@ int main(int argc, char** argv) {
   }
   for (auto& [symbol, real] : std::get<0>(captured))
     if (!add_real(symbol, std::move(real), false, "--replay")) return 2;
+  // Recorded klines of a generated symbol would contradict its generated trades.
+  for (const auto& f : frames) {
+    const auto at = f.stream.find("@kline_");
+    if (at == std::string::npos) continue;
+    if (const Series* s = market.find(f.stream.substr(0, at)); s && !s->real()) {
+      std::cerr << "mdshm-sim: " << f.where << ": a recorded kline of " << s->symbol()
+                << ", whose trades --klines/--derive generate: real and generated data do not mix\n";
+      return 2;
+    }
+  }
   for (auto& s : market.all())
     if (s->rows_adjusted())
       std::cerr << "mdshm-sim: " << s->symbol() << ": " << s->rows_adjusted()

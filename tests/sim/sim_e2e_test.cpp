@@ -238,6 +238,13 @@ TEST_CASE("real and generated trades of one symbol do not mix; a capture line ne
   std::tie(rc, text) = refused({"--klines", "NKNUSDT:1m:" + kDay1, "--replay", kCapture});
   CHECK(rc == 2);
   CHECK(text.find("NKNUSDT has real trades from --replay") != std::string::npos);
+  // Nor do its recorded klines (lrcbtc@kline_1m is on line 207).
+  std::tie(rc, text) = refused({"--klines", "LRCBTC:1m:" + kDay1, "--replay", kCapture});
+  CHECK(rc == 2);
+  CHECK(text.find("LRCBTC has real trades from --replay") != std::string::npos);
+  std::tie(rc, text) = refused({"--klines", "XEMUSDT:1m:" + kDay1, "--replay", kData + "/ws/cryptofeed-BINANCE_TR.ws.1.0"});
+  CHECK(rc == 2);
+  CHECK(text.find("cryptofeed-BINANCE_TR.ws.1.0:4: a recorded kline of XEMUSDT") != std::string::npos);
   const std::string bare = temp_path("bare.capture");
   std::ofstream(bare) << "1633998512.0633569: {\"stream\":\"a@aggTrade\"}\n{\"stream\":\"a@aggTrade\"}\n";
   std::tie(rc, text) = refused({"--replay", bare});
