@@ -120,7 +120,16 @@ ParseResult FrameParser::parse_server_time(std::string_view body, std::int64_t& 
   std::int64_t t = 0, code = 0;
   std::string_view msg;
   MDSHM_PARSE_TRY(for_each_field(obj, [&](std::string_view key, od::value& v) -> ParseResult {
-    if (key == "serverTime") return have_time = true, read_time(v, "serverTime", t);
+    if (key == "serverTime") {
+      have_time = true;
+      std::int64_t raw = 0;  // read once: an on-demand value cannot be read twice
+      if (auto e = v.get_int64().get(raw)) return from_error(e, "serverTime");
+      // 0 is what a server whose clock is not set answers: say so, not "absurd timestamp".
+      if (raw == 0) return {Status::bad_time, "serverTime is 0 (the server's clock is not set)"};
+      if (!plausible_time_ms(raw)) return {Status::bad_time, "serverTime"};
+      t = raw;
+      return {};
+    }
     if (key == "code") return have_code = true, read_int(v, "code", code);
     if (key == "msg") return have_msg = true, read_string(v, "msg", msg);
     return {};

@@ -66,6 +66,11 @@ TEST_CASE("REST server time and error bodies", "[rest]") {
   CHECK(p.parse_server_time(R"({"serverTime":"1499827319559"})", t).status == Status::bad_type);
   CHECK(p.parse_server_time(R"({})", t).status == Status::missing_field);
   CHECK(t == 1499827319559);
+  // A server time of 0 is named as such, not reported as a missing serverTime.
+  const auto zero = p.parse_server_time(R"({"serverTime":0})", t);
+  CHECK(zero.status == Status::bad_time);
+  CHECK(zero.detail == "serverTime is 0 (the server's clock is not set)");
+  CHECK(t == 1499827319559);
 
   const std::string err = R"({"code":-1121,"msg":"Invalid symbol."})";
   std::vector<Kline> rows;

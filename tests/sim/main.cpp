@@ -5,6 +5,7 @@
 #include "decimal.hpp"
 #include "model/market.hpp"
 #include "server.hpp"
+#include "trades.hpp"
 
 namespace {
 
@@ -50,6 +51,31 @@ bool add_klines(Market& market, const std::string& spec) {
   return true;
 }
 
+// FILE[,FILE...]: consecutive files (days) of one symbol, each loaded by `load`, joined into one
+// series; `in_order(last of one, first of the next)` must hold across each boundary. nullopt (the
+// error printed) on any failure.
+template <class Row, class Load, class InOrder>
+std::optional<std::vector<Row>> load_consecutive(const std::string& files, Load load, InOrder in_order,
+                                                 const std::string& disorder) {
+  std::vector<Row> all;
+  for (std::size_t pos = 0; pos <= files.size();) {
+    const auto comma = std::min(files.find(',', pos), files.size());
+    auto loaded = load(files.substr(pos, comma - pos));
+    if (auto* err = std::get_if<LoadError>(&loaded)) {
+      std::cerr << "mdshm-sim: " << err->message << "\n";
+      return std::nullopt;
+    }
+    auto& part = std::get<std::vector<Row>>(loaded);
+    if (!all.empty() && !part.empty() && !in_order(all.back(), part.front())) {
+      std::cerr << "mdshm-sim: " << disorder << "\n";
+      return std::nullopt;
+    }
+    all.insert(all.end(), part.begin(), part.end());
+    pos = comma + 1;
+  }
+  return all;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -58,7 +84,7 @@ int main(int argc, char** argv) {
       "run.\nWebSocket combined stream at /stream?streams=a/b/c and REST /api/v3/{klines,aggTrades,time,ping} "
       "on one port.\nWhen ready it prints 'listening ws=wss://127.0.0.1:PORT rest=https://127.0.0.1:PORT' "
       "(preceded by 'control=127.0.0.1:PORT' when a control port is open)."};
-  std::vector<std::string> replay, klines, derive;
+  std::vector<std::string> replay, klines, derive, trades;
   ServerOptions o;
   std::int64_t start = -1;
   app.add_option("--replay", replay,
@@ -69,6 +95,11 @@ int main(int argc, char** argv) {
                  "header, ms or µs timestamps), consecutive files of one symbol comma-separated. Served over "
                  "REST klines (any interval) and aggTrades (generated to match each kline's OHLCV, volume, "
                  "taker-buy volume and trade count), and streamed as <sym>@aggTrade and closed <sym>@kline_<i>");
+  app.add_option("--trades", trades,
+                 "SYMBOL:FILE[,FILE...] real aggTrades CSVs as data.binance.vision publishes them (8 columns, no "
+                 "header, ms or µs timestamps), consecutive files comma-separated. Streamed as <sym>@aggTrade and "
+                 "closed <sym>@kline_<i> computed from them, and served over REST aggTrades and klines (any "
+                 "interval). The aggTrade frames of --replay captures are served over REST the same way");
   app.add_option("--derive", derive,
                  "SYMBOL:FROM:FACTOR a series derived from FROM's klines, prices times FACTOR and volumes "
                  "divided by it (e.g. BTCUSDT:ETHUSDT:12.5 for a demo BTC series)");
@@ -122,24 +153,12 @@ int main(int argc, char** argv) {
       std::cerr << "mdshm-sim: unknown interval in --klines " << spec << "\n";
       return 2;
     }
-    std::vector<KlineRow> all;
-    std::string files = spec.substr(b + 1);
-    for (std::size_t pos = 0; pos <= files.size();) {
-      const auto comma = std::min(files.find(',', pos), files.size());
-      auto loaded = load_kline_csv(files.substr(pos, comma - pos), *seconds);
-      if (auto* err = std::get_if<LoadError>(&loaded)) {
-        std::cerr << "mdshm-sim: " << err->message << "\n";
-        return 2;
-      }
-      auto& rows = std::get<std::vector<KlineRow>>(loaded);
-      if (!all.empty() && !rows.empty() && rows.front().open_ms <= all.back().open_ms) {
-        std::cerr << "mdshm-sim: files of --klines " << spec << " are not in time order\n";
-        return 2;
-      }
-      all.insert(all.end(), rows.begin(), rows.end());
-      pos = comma + 1;
-    }
-    market.add(spec.substr(0, a), *seconds, std::move(all));
+    auto all = load_consecutive<KlineRow>(
+        spec.substr(b + 1), [&](const std::string& f) { return load_kline_csv(f, *seconds); },
+        [](const KlineRow& last, const KlineRow& next) { return next.open_ms > last.open_ms; },
+        "files of --klines " + spec + " are not in time order");
+    if (!all) return 2;
+    market.add(spec.substr(0, a), *seconds, std::move(*all));
   }
   for (const auto& spec : derive) {
     const auto parts = split_colon(spec);
@@ -156,12 +175,53 @@ int main(int argc, char** argv) {
     // BTC-like steps: price to the cent, quantity to 1e-5.
     market.add(parts[0], from->interval_s(), derive_rows(from->rows(), factor, 1'000'000, 1'000));
   }
+  std::optional<std::int64_t> first_trade_ms;  // real trades start the clock, not their minute
+  auto add_real = [&](const std::string& symbol, std::vector<GenTrade> real, bool streamed, const std::string& from) {
+    if (market.find(symbol)) {
+      std::cerr << "mdshm-sim: " << symbol << " has real trades from " << from
+                << " and trades from another flag: one source per symbol, real and generated trades do not mix\n";
+      return false;
+    }
+    if (!real.empty() && (!first_trade_ms || real.front().time_ms < *first_trade_ms)) first_trade_ms = real.front().time_ms;
+    market.add_trades(symbol, std::move(real), streamed);
+    return true;
+  };
+  for (const auto& spec : trades) {
+    const auto colon = spec.find(':');
+    if (colon == std::string::npos || colon == 0) {
+      std::cerr << "mdshm-sim: --trades wants SYMBOL:FILE[,FILE...], got '" << spec << "'\n";
+      return 2;
+    }
+    auto all = load_consecutive<GenTrade>(
+        spec.substr(colon + 1), [](const std::string& f) { return load_agg_trades_csv(f); },
+        [](const GenTrade& last, const GenTrade& next) { return next.id > last.id; },
+        "files of --trades " + spec + " are not in id order");
+    if (!all || !add_real(spec.substr(0, colon), std::move(*all), true, "--trades")) return 2;
+  }
   auto loaded = load_replay(replay);
   if (auto* err = std::get_if<LoadError>(&loaded)) {
     std::cerr << "mdshm-sim: " << err->message << "\n";
     return 2;
   }
   const auto& frames = std::get<std::vector<ReplayFrame>>(loaded);
+  // The capture's aggTrade frames are relayed as recorded; REST answers from the same trades.
+  auto captured = capture_trades(frames);
+  if (auto* err = std::get_if<LoadError>(&captured)) {
+    std::cerr << "mdshm-sim: " << err->message << "\n";
+    return 2;
+  }
+  for (auto& [symbol, real] : std::get<0>(captured))
+    if (!add_real(symbol, std::move(real), false, "--replay")) return 2;
+  // Recorded klines of a generated symbol would contradict its generated trades.
+  for (const auto& f : frames) {
+    const auto at = f.stream.find("@kline_");
+    if (at == std::string::npos) continue;
+    if (const Series* s = market.find(f.stream.substr(0, at)); s && !s->real()) {
+      std::cerr << "mdshm-sim: " << f.where << ": a recorded kline of " << s->symbol()
+                << ", whose trades --klines/--derive generate: real and generated data do not mix\n";
+      return 2;
+    }
+  }
   for (auto& s : market.all())
     if (s->rows_adjusted())
       std::cerr << "mdshm-sim: " << s->symbol() << ": " << s->rows_adjusted()
@@ -173,7 +233,8 @@ int main(int argc, char** argv) {
     std::optional<std::int64_t> first;
     if (!frames.empty()) first = frames.front().time_ms;
     for (auto& s : market.all())
-      if (!s->rows().empty() && (!first || s->data_begin_ms() < *first)) first = s->data_begin_ms();
+      if (!s->real() && !s->rows().empty() && (!first || s->data_begin_ms() < *first)) first = s->data_begin_ms();
+    if (first_trade_ms && (!first || *first_trade_ms < *first)) first = first_trade_ms;
     o.start_ms = first.value_or(0);
   }
   return run_server(o, market, frames);

@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "decimal.hpp"
+#include "model/market.hpp"
 
 namespace mdshm::sim {
 namespace {
@@ -192,6 +193,7 @@ struct Acc {
       k.high = r.high;
       k.low = r.low;
       k.first_id = r.first_id;
+      k.first_trade = r.first_trade;
       any = true;
     }
     k.high = std::max(k.high, r.high);
@@ -203,6 +205,7 @@ struct Acc {
     k.taker_buy_volume += r.taker_buy_volume;
     k.taker_buy_quote_volume += r.taker_buy_quote_volume;
     k.last_id = r.last_id;
+    k.last_trade = r.last_trade;
   }
   void add_trade(const GenTrade& t) {
     const auto quote = quote_of(t);
@@ -210,10 +213,12 @@ struct Acc {
     r.open = r.high = r.low = r.close = t.price;
     r.volume = t.qty;
     r.quote_volume = quote;
-    r.trade_count = 1;
+    r.trade_count = trades_in(t);
     r.taker_buy_volume = t.buyer_is_maker ? 0 : t.qty;
     r.taker_buy_quote_volume = t.buyer_is_maker ? 0 : quote;
     r.first_id = r.last_id = t.id;
+    r.first_trade = t.first_trade >= 0 ? t.first_trade : t.id;
+    r.last_trade = t.last_trade >= 0 ? t.last_trade : t.id;
     add_row(r);
   }
 };
@@ -232,9 +237,47 @@ Series::Series(std::string symbol, std::uint32_t interval_s, std::vector<KlineRo
     r.trade_count = n;
     r.first_id = n > 0 ? next_id : -1;
     r.last_id = n > 0 ? next_id + n - 1 : -1;
+    r.first_trade = r.first_id;
+    r.last_trade = r.last_id;
     next_id += n;
   }
   price_tick_ = tick <= 0 ? 1 : std::min<std::int64_t>(tick, 1'000'000);
+  index_traded_rows();
+}
+
+Series::Series(std::string symbol, std::vector<GenTrade> trades, bool streamed)
+    : symbol_(std::move(symbol)),
+      interval_s_(60),
+      first_id_(trades.empty() ? 0 : trades.front().id),
+      seed_(0),
+      streamed_(streamed) {
+  if (trades.empty()) return;
+  constexpr std::int64_t kRowMs = 60'000;
+  const std::int64_t first_open = bar_open_ms(trades.front().time_ms, interval_s_);
+  const std::int64_t last_open = bar_open_ms(trades.back().time_ms, interval_s_);
+  real_.resize(static_cast<std::size_t>((last_open - first_open) / kRowMs + 1));
+  for (auto& t : trades) real_[static_cast<std::size_t>((bar_open_ms(t.time_ms, interval_s_) - first_open) / kRowMs)].push_back(t);
+  std::int64_t close = trades.front().price;
+  for (std::size_t i = 0; i < real_.size(); ++i) {
+    Acc acc;
+    for (const auto& t : real_[i]) acc.add_trade(t);
+    KlineRow r = acc.k;
+    if (!acc.any) {
+      r.open = r.high = r.low = r.close = close;  // Binance's flat bar for a minute without trades
+      r.first_id = r.last_id = r.first_trade = r.last_trade = -1;
+    }
+    close = r.close;
+    r.open_ms = first_open + static_cast<std::int64_t>(i) * kRowMs;
+    r.close_ms = r.open_ms + kRowMs - 1;
+    rows_.push_back(r);
+  }
+  index_traded_rows();
+}
+
+void Series::index_traded_rows() {
+  traded_rows_.clear();
+  for (std::size_t i = 0; i < rows_.size(); ++i)
+    if (rows_[i].last_id >= 0) traded_rows_.push_back(i);
 }
 
 std::int64_t Series::last_id() const {
@@ -252,14 +295,15 @@ std::optional<std::size_t> Series::row_at(std::int64_t t_ms) const {
   return static_cast<std::size_t>(it - rows_.begin());
 }
 
-std::optional<std::size_t> Series::row_of_id(std::int64_t id) const {
-  auto it = std::lower_bound(rows_.begin(), rows_.end(), id,
-                             [](const KlineRow& r, std::int64_t v) { return r.last_id < v; });
-  if (it == rows_.end() || it->first_id < 0 || id < it->first_id) return std::nullopt;
-  return static_cast<std::size_t>(it - rows_.begin());
+std::optional<std::size_t> Series::row_from_id(std::int64_t id) const {
+  auto it = std::lower_bound(traded_rows_.begin(), traded_rows_.end(), id,
+                             [this](std::size_t r, std::int64_t v) { return rows_[r].last_id < v; });
+  if (it == traded_rows_.end()) return std::nullopt;
+  return *it;
 }
 
 const std::vector<GenTrade>& Series::trades_of(std::size_t row) {
+  if (real()) return real_[row];
   auto it = cache_.find(row);
   if (it != cache_.end()) return it->second;
   if (cache_order_.size() >= kCacheRows) {
@@ -372,7 +416,7 @@ std::optional<KlineRow> Series::kline(std::uint32_t interval_s, std::int64_t ope
   KlineRow k = acc.k;
   if (!acc.any) {
     k.open = k.high = k.low = k.close = previous_close(open_ms);
-    k.first_id = k.last_id = -1;
+    k.first_id = k.last_id = k.first_trade = k.last_trade = -1;
   }
   k.open_ms = open_ms;
   k.close_ms = end_ms;
@@ -485,6 +529,12 @@ Series& Market::add(std::string symbol, std::uint32_t interval_s, std::vector<Kl
   const std::int64_t first_id = 100'000'000LL * static_cast<std::int64_t>(series_.size() + 1);
   const std::uint64_t seed = std::hash<std::string>{}(symbol);
   series_.push_back(std::make_unique<Series>(std::move(symbol), interval_s, std::move(rows), first_id, seed));
+  return *series_.back();
+}
+
+Series& Market::add_trades(std::string symbol, std::vector<GenTrade> trades, bool streamed) {
+  for (auto& c : symbol) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  series_.push_back(std::make_unique<Series>(std::move(symbol), std::move(trades), streamed));
   return *series_.back();
 }
 

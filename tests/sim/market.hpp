@@ -1,6 +1,7 @@
-// The simulator's market: kline series loaded from data.binance.vision CSVs (or derived from one),
-// the aggTrades that each kline implies, generated on demand, and klines of any interval built from
-// them. All prices and quantities are exact 1e-8 integers (decimal.hpp).
+// The simulator's market: per symbol either kline series loaded from data.binance.vision CSVs (or
+// derived from one) with the aggTrades that each kline implies, generated on demand, or real
+// aggTrades replayed as they were (trades.hpp loads them); klines of any interval are built from the
+// trades. All prices and quantities are exact 1e-8 integers (decimal.hpp).
 #pragma once
 
 #include <cstdint>
@@ -22,25 +23,41 @@ struct KlineRow {
   std::int64_t trade_count = 0;
   std::int64_t taker_buy_volume = 0, taker_buy_quote_volume = 0;
   std::int64_t first_id = -1, last_id = -1;  // aggTrade ids; -1 when the bar has no trade
+  // The exchange's trade ids, what a kline's `f` and `L` carry; -1 when the bar has no trade.
+  // Generated trades stand for one trade each, with the aggTrade's id.
+  std::int64_t first_trade = -1, last_trade = -1;
 };
 
+// One aggTrade, generated or real.
 struct GenTrade {
   std::int64_t id = 0;
   std::int64_t time_ms = 0;
   std::int64_t price = 0;
   std::int64_t qty = 0;
   bool buyer_is_maker = false;  // Binance `m`: true = the taker sold
+  // The exchange's trade ids it aggregates (`f`, `l`); -1 for generated trades, which stand for
+  // one trade whose id is `id`.
+  std::int64_t first_trade = -1, last_trade = -1;
 };
+
+// Trades an aggTrade stands for: what a Binance kline's `n` counts.
+inline std::int64_t trades_in(const GenTrade& t) {
+  return t.first_trade >= 0 && t.last_trade >= t.first_trade ? t.last_trade - t.first_trade + 1 : 1;
+}
 
 struct LoadError {
   std::string message;
 };
 
-// One symbol: the source klines (one interval) and the trades generated from them.
+// One symbol: the source klines (one interval) and the trades generated from them, or real trades
+// and one-minute rows computed from them (empty minutes included, flat at the previous close).
 class Series {
  public:
   Series(std::string symbol, std::uint32_t interval_s, std::vector<KlineRow> rows, std::int64_t first_id,
          std::uint64_t seed);
+  // Real trades, in id order. `streamed`: the stream sends them (and closed klines); false when a
+  // capture already carries this symbol's frames and the series only answers REST.
+  Series(std::string symbol, std::vector<GenTrade> trades, bool streamed);
 
   const std::string& symbol() const { return symbol_; }
   std::uint32_t interval_s() const { return interval_s_; }
@@ -49,6 +66,8 @@ class Series {
   std::int64_t data_end_ms() const { return rows_.empty() ? -1 : rows_.back().close_ms; }
   std::int64_t first_id() const { return first_id_; }
   std::int64_t last_id() const;  // first_id - 1 when there is no trade at all
+  bool real() const { return !real_.empty(); }
+  bool streamed() const { return streamed_; }
   // Rows whose trade count could not be honoured exactly (e.g. volume too small to split); 0 on real data.
   std::size_t rows_adjusted() const { return rows_adjusted_; }
   // Rows generated so far whose trades could not be made to add up to the row's quote volume.
@@ -58,7 +77,8 @@ class Series {
   // cache, so the reference stays valid only until the next call.
   const std::vector<GenTrade>& trades_of(std::size_t row);
   std::optional<std::size_t> row_at(std::int64_t t_ms) const;  // row whose interval holds t
-  std::optional<std::size_t> row_of_id(std::int64_t id) const;
+  // The row holding the first trade whose id is `id` or more (real ids need not be contiguous).
+  std::optional<std::size_t> row_from_id(std::int64_t id) const;
 
   // The kline of `interval_s` opening at `open_ms` as it stood at time `upto_ms` (only trades up to
   // then count, so the bar containing upto is the unfinished one). nullopt outside the data or when
@@ -68,6 +88,7 @@ class Series {
  private:
   std::vector<GenTrade> generate(std::size_t row) const;
   std::int64_t previous_close(std::int64_t before_ms);
+  void index_traded_rows();
 
   std::string symbol_;
   std::uint32_t interval_s_;
@@ -79,6 +100,9 @@ class Series {
   mutable std::size_t quote_unmatched_ = 0;  // counted by generate(), which is otherwise pure
   std::map<std::size_t, std::vector<GenTrade>> cache_;
   std::vector<std::size_t> cache_order_;
+  std::vector<std::vector<GenTrade>> real_;  // real trades by row; empty for generated series
+  bool streamed_ = true;
+  std::vector<std::size_t> traded_rows_;     // rows with at least one trade, for id look-ups
 };
 
 // Reads a data.binance.vision kline CSV: 12 columns, no header (a header line is skipped), ms
@@ -94,6 +118,7 @@ std::vector<KlineRow> derive_rows(const std::vector<KlineRow>& source, double fa
 class Market {
  public:
   Series& add(std::string symbol, std::uint32_t interval_s, std::vector<KlineRow> rows);
+  Series& add_trades(std::string symbol, std::vector<GenTrade> trades, bool streamed);
   Series* find(std::string_view symbol);  // case-insensitive
   std::vector<std::unique_ptr<Series>>& all() { return series_; }
 

@@ -99,11 +99,13 @@ RestReply agg_trades(Market& market, const Params& p, std::int64_t clock_ms) {
   // Find the row and trade to start from, then walk forward.
   std::size_t row = 0, index = 0;
   if (from_id) {
-    if (*from_id < s->first_id()) {
-      row = 0;
-    } else if (auto r = s->row_of_id(*from_id)) {
+    // Binance: trades whose id is fromId or more, in id order.
+    if (auto r = s->row_from_id(*from_id)) {
       row = *r;
-      index = static_cast<std::size_t>(*from_id - rows[row].first_id);
+      const auto& tr = s->trades_of(row);
+      index = static_cast<std::size_t>(
+          std::lower_bound(tr.begin(), tr.end(), *from_id, [](const GenTrade& g, std::int64_t id) { return g.id < id; }) -
+          tr.begin());
     } else {
       row = rows.size();
     }

@@ -25,6 +25,7 @@
 
 #include "decimal.hpp"
 #include "parse/capture_line.hpp"
+#include "spawn_logged.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -211,7 +212,46 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
+// Runs mdshm-sim with arguments it must refuse: its exit status and what it printed.
+std::pair<int, std::string> refused(std::vector<std::string> args) {
+  const std::string out = temp_path("refused.txt");
+  std::filesystem::remove(out);
+  args.insert(args.begin(), std::string(MDSHM_BIN_DIR) + "/mdshm-sim");
+  const pid_t pid = spawn_logged(args, out);
+  REQUIRE(pid > 0);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  std::ifstream in(out);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::filesystem::remove(out);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+}
+
 }  // namespace
+
+TEST_CASE("real and generated trades of one symbol do not mix; a capture line needs its receive time") {
+  const std::string trades = std::string(MDSHM_SOURCE_DIR) + "/tests/sim/data/BTCUSDT-aggTrades-2021-10-22-excerpt.csv";
+  auto [rc, text] = refused({"--klines", "BTCUSDT:1m:" + kDay1, "--trades", "BTCUSDT:" + trades});
+  CHECK(rc == 2);
+  CHECK(text.find("BTCUSDT has real trades from --trades and trades from another flag") != std::string::npos);
+  // The capture holds NKNUSDT aggTrades: generated ones from --klines would interleave with them.
+  std::tie(rc, text) = refused({"--klines", "NKNUSDT:1m:" + kDay1, "--replay", kCapture});
+  CHECK(rc == 2);
+  CHECK(text.find("NKNUSDT has real trades from --replay") != std::string::npos);
+  // Nor do its recorded klines (lrcbtc@kline_1m is on line 207).
+  std::tie(rc, text) = refused({"--klines", "LRCBTC:1m:" + kDay1, "--replay", kCapture});
+  CHECK(rc == 2);
+  CHECK(text.find("LRCBTC has real trades from --replay") != std::string::npos);
+  std::tie(rc, text) = refused({"--klines", "XEMUSDT:1m:" + kDay1, "--replay", kData + "/ws/cryptofeed-BINANCE_TR.ws.1.0"});
+  CHECK(rc == 2);
+  CHECK(text.find("cryptofeed-BINANCE_TR.ws.1.0:4: a recorded kline of XEMUSDT") != std::string::npos);
+  const std::string bare = temp_path("bare.capture");
+  std::ofstream(bare) << "1633998512.0633569: {\"stream\":\"a@aggTrade\"}\n{\"stream\":\"a@aggTrade\"}\n";
+  std::tie(rc, text) = refused({"--replay", bare});
+  std::filesystem::remove(bare);
+  CHECK(rc == 2);
+  CHECK(text.find(bare + ":2: capture line without a receive time") != std::string::npos);
+}
 
 TEST_CASE("replayed frames arrive unchanged, filtered by the URL's streams") {
   Sim sim({"--replay", kCapture, "--speed", "0"});
@@ -385,18 +425,20 @@ TEST_CASE("faults on the stream: hole, duplicate, malformed, drop, serverShutdow
     return t[0].id;
   };
   // The writer runs ahead of this reader; let the socket buffers fill, then every fault applies to
-  // frames not yet produced.
+  // frames not yet produced. Loopback buffers autotune to megabytes: tens of thousands of frames
+  // can be in flight ahead of a fault, so each search looks far.
+  constexpr int kSearch = 400000;
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   REQUIRE(sim.control("hole 3") == "ok hole 3");
   long long prev = next_id(), jumps = 0, dups = 0;
-  for (int i = 0; i < 20000 && jumps == 0; ++i) {
+  for (int i = 0; i < kSearch && jumps == 0; ++i) {
     const long long id = next_id();
     if (id == prev + 4) ++jumps;
     prev = id;
   }
   CHECK(jumps == 1);
   REQUIRE(sim.control("duplicate 1") == "ok duplicate 1");
-  for (int i = 0; i < 20000 && dups == 0; ++i) {
+  for (int i = 0; i < kSearch && dups == 0; ++i) {
     const long long id = next_id();
     if (id == prev) ++dups;
     prev = id;
@@ -404,15 +446,15 @@ TEST_CASE("faults on the stream: hole, duplicate, malformed, drop, serverShutdow
   CHECK(dups == 1);
   REQUIRE(sim.control("malformed 1") == "ok malformed 1");
   bool saw_bad = false;
-  for (int i = 0; i < 20000 && !saw_bad; ++i) saw_bad = ws.read().find("\"stream\";") != std::string::npos;
+  for (int i = 0; i < kSearch && !saw_bad; ++i) saw_bad = ws.read().find("\"stream\";") != std::string::npos;
   CHECK(saw_bad);
   REQUIRE(sim.control("shutdown") == "ok notified 1");
   bool saw_shutdown = false;
-  for (int i = 0; i < 20000 && !saw_shutdown; ++i) saw_shutdown = ws.read().find("\"e\":\"serverShutdown\"") != std::string::npos;
+  for (int i = 0; i < kSearch && !saw_shutdown; ++i) saw_shutdown = ws.read().find("\"e\":\"serverShutdown\"") != std::string::npos;
   CHECK(saw_shutdown);
   REQUIRE(sim.control("drop") == "ok dropped 1");
   bool closed = false;
-  for (int i = 0; i < 200000 && !closed; ++i) closed = ws.read().empty();
+  for (int i = 0; i < kSearch && !closed; ++i) closed = ws.read().empty();
   CHECK(closed);
 }
 

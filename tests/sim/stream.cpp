@@ -42,12 +42,14 @@ std::variant<std::vector<ReplayFrame>, LoadError> load_replay(const std::vector<
     std::ifstream in(path);
     if (!in) return LoadError{"cannot open replay file " + path};
     std::string line;
-    std::int64_t last_ms = 0;
-    while (std::getline(in, line)) {
+    for (std::size_t line_no = 1; std::getline(in, line); ++line_no) {
       const auto cl = parse::parse_capture_line(line);
       if (!cl) continue;
-      if (cl->receive_time_s) last_ms = static_cast<std::int64_t>(*cl->receive_time_s * 1000.0);
-      frames.push_back({last_ms, stream_of(cl->frame), std::string(cl->frame)});
+      const std::string where = path + ":" + std::to_string(line_no);
+      if (!cl->receive_time_s)
+        return LoadError{where + ": capture line without a receive time (expected '<receive-time>: <frame>')"};
+      frames.push_back({static_cast<std::int64_t>(*cl->receive_time_s * 1000.0), stream_of(cl->frame),
+                        std::string(cl->frame), where});
     }
   }
   std::stable_sort(frames.begin(), frames.end(),
@@ -88,9 +90,9 @@ void append_agg_trade_fields(std::string& out, const GenTrade& t) {
   out += ",\"q\":";
   add_dec(out, t.qty);
   out += ",\"f\":";
-  add_int(out, t.id);
+  add_int(out, t.first_trade >= 0 ? t.first_trade : t.id);
   out += ",\"l\":";
-  add_int(out, t.id);
+  add_int(out, t.last_trade >= 0 ? t.last_trade : t.id);
   out += ",\"T\":";
   add_int(out, t.time_ms);
   out += t.buyer_is_maker ? ",\"m\":true,\"M\":true" : ",\"m\":false,\"M\":true";
@@ -122,9 +124,9 @@ std::string kline_frame(const std::string& symbol, std::uint32_t interval_s, con
   out += ",\"T\":";
   add_int(out, k.close_ms);
   out += ",\"s\":\"" + symbol + "\",\"i\":\"" + iname + "\",\"f\":";
-  add_int(out, k.first_id);
+  add_int(out, k.first_trade);
   out += ",\"L\":";
-  add_int(out, k.last_id);
+  add_int(out, k.last_trade);
   out += ",\"o\":";
   add_dec(out, k.open);
   out += ",\"c\":";
@@ -175,6 +177,7 @@ StreamCursor::StreamCursor(Market& market, const std::vector<ReplayFrame>& repla
                        [](const ReplayFrame& f, std::int64_t t) { return f.time_ms < t; }) -
       replay_.begin());
   for (auto& s : market_.all()) {
+    if (!s->streamed()) continue;  // a capture carries its frames
     SymbolCursor c;
     c.series = s.get();
     c.lower = lower(s->symbol());

@@ -15,13 +15,15 @@
 namespace mdshm::sim {
 
 struct ReplayFrame {
-  std::int64_t time_ms = 0;  // receive time; a line without one inherits the previous line's
+  std::int64_t time_ms = 0;  // receive time
   std::string stream;        // "" when the frame is not a combined-stream envelope
   std::string text;
+  std::string where;         // "file:line", for errors about the frame
 };
 
-// Reads capture files (../shared/data/binance/ws/ format, or one frame per line). Errors name the
-// file. Frames of all files are merged by time.
+// Reads capture files (../shared/data/binance/ws/ format: an optional URL header line, then
+// '<receive-time>: <frame>' per line). A frame line without a receive time is an error naming the
+// file and line: its place in the replay would be a guess. Frames of all files are merged by time.
 std::variant<std::vector<ReplayFrame>, LoadError> load_replay(const std::vector<std::string>& paths);
 
 // `/stream?streams=a/b/c` -> {a, b, c}; nullopt when the target is not a combined-stream URL.
