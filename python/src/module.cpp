@@ -601,6 +601,7 @@ PYBIND11_MODULE(_mdshm, m) {
       .def("wait", &PySeries::wait, py::arg("timeout") = 1.0, py::arg("seen") = py::none())
       .def("updates", [](PySeries& p) { return p.s().updates(); })
       .def("head", [](PySeries& p) { return p.s().head(); })
+      .def("amends", [](PySeries& p) { return load_field(p.s().header().amends, std::memory_order_acquire); })
       .def("is_fresh", &PySeries::is_fresh, py::arg("max_age") = 5.0)
       .def("writer_state", &PySeries::writer_state)
       .def("exchange_now_ms", &PySeries::exchange_now_ms)

@@ -9,10 +9,11 @@
 //     low = open - 1, close = open + 0.5, high = open + g, volume = trade_count = last_trade_id = g,
 //     quote_volume = 2g, taker_buy_volume = 3g, taker_buy_quote_volume = 4g.
 //   --updates-per-bar M closes a bar every M updates; --amend-every A rewrites (amends) the bar
-//   closed A bars ago after every A-th close, with a new g, as reconciliation would.
+//   closed A bars ago after every A-th close, with a new g, as reconciliation would. --rate U
+//   paces the writer to U updates per second (0: as fast as it goes).
 // --script (default): --history N closed bars ending at the current wall-clock interval, then the
 //   bar in progress (unless --no-in-progress), then only heartbeats. Bar values as in --fast with
-//   g = k. --gap-every G leaves out every G-th bar, --not-repaired-every R flags every R-th
+//   g = k + 1. --gap-every G leaves out every G-th bar, --not-repaired-every R flags every R-th
 //   not_repaired, --empty-every E makes every E-th an empty (no-trade) bar. --exit-after-setup
 //   exits at once: the segments stay, their writer is dead.
 // Prints "ready <pid>" once the segments are up; runs until SIGTERM/SIGINT or --seconds pass.
@@ -79,7 +80,7 @@ int main(int argc, char** argv) {
   bool fast = false, no_in_progress = false, exit_after_setup = false;
   std::uint64_t updates_per_bar = 1000, amend_every = 0, history = 30, gap_every = 0, not_repaired_every = 0,
                 empty_every = 0;
-  double seconds = 0;
+  double seconds = 0, rate = 0;
   app.add_option("--instance", opt.segments.instance)->required();
   app.add_option("--shm-dir", opt.segments.shm_dir);
   app.add_option("--series", series_args, "id:SYMBOL:interval_s:capacity")->required();
@@ -92,6 +93,7 @@ int main(int argc, char** argv) {
   app.add_option("--empty-every", empty_every);
   app.add_flag("--no-in-progress", no_in_progress);
   app.add_flag("--exit-after-setup", exit_after_setup);
+  app.add_option("--rate", rate, "updates per second in --fast (0: unpaced)");
   app.add_option("--seconds", seconds, "stop after this long (0: until SIGTERM)");
   CLI11_PARSE(app, argc, argv);
   std::vector<mdshm::publish::SeriesSpec> specs;
@@ -118,7 +120,7 @@ int main(int argc, char** argv) {
         if (gap_every && k % gap_every == gap_every - 1) continue;
         std::uint32_t flags = closed;
         if (not_repaired_every && k % not_repaired_every == not_repaired_every - 1) flags |= mdshm::flag::not_repaired;
-        mdshm::Bar b = make_bar(k, k, now_open - static_cast<std::int64_t>(h) * step, flags);
+        mdshm::Bar b = make_bar(k, k + 1, now_open - static_cast<std::int64_t>(h) * step, flags);
         if (empty_every && k % empty_every == empty_every - 1) {
           b.flags |= mdshm::flag::empty;
           b.high = b.low = b.open = b.close;
@@ -128,7 +130,7 @@ int main(int argc, char** argv) {
         }
         w.publish(b);
       }
-      if (!no_in_progress) w.publish(make_bar(history, history, now_open, in_progress));
+      if (!no_in_progress) w.publish(make_bar(history, history + 1, now_open, in_progress));
     }
     std::printf("ready %d\n", static_cast<int>(::getpid()));
     std::fflush(stdout);
@@ -142,6 +144,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   std::uint64_t g = 1;
   while (!over()) {
+    if (rate > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(static_cast<double>(g) / rate));
     for (int burst = 0; burst < 1024; ++burst) {
       for (std::size_t i = 0; i < specs.size(); ++i, ++g) {
         auto& w = pub.at(i);

@@ -1,0 +1,60 @@
+"""Fixtures for the mdshm Python tests: a private shm directory and instance name per test (so
+parallel runs never collide), and the test writer (tests/python/py_writer.cpp) as a process."""
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import uuid
+
+import pytest
+
+WRITER = os.environ.get("MDSHM_PY_WRITER", "")
+FAST_EPOCH_MS = 1_600_000_000_000  # py_writer.cpp's kFastEpochMs
+
+
+class Writer:
+    def __init__(self, proc, instance, shm_dir):
+        self.proc, self.instance, self.shm_dir = proc, instance, shm_dir
+        self.pid = proc.pid
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def shm_dir():
+    d = tempfile.mkdtemp(prefix="mdshm-py-", dir="/dev/shm")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def start_writer(shm_dir):
+    """start_writer("--fast", series=["eth_1m:ETHUSDT:60:512"], ...) -> Writer, running ("ready" seen)."""
+    assert WRITER and os.access(WRITER, os.X_OK), "MDSHM_PY_WRITER must name the built mdshm-py-writer (ctest sets it)"
+    started = []
+
+    def start(*args, series=("eth_1m:ETHUSDT:60:512",)):
+        instance = "pyt-" + uuid.uuid4().hex[:12]
+        cmd = [WRITER, "--instance", instance, "--shm-dir", shm_dir]
+        for s in series:
+            cmd += ["--series", s]
+        cmd += list(args)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()
+        assert line.startswith("ready"), f"writer did not start: {cmd} said {line!r}"
+        w = Writer(proc, instance, shm_dir)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
