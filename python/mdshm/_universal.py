@@ -106,7 +106,19 @@ class ModelInput:
     params: List[Dict[str, float]]
     quality: Dict[str, Dict[str, Any]]
     rl_slices: Dict[str, slice]
+    close: np.ndarray = None      # float64 [S, T]: raw closes of the valid slots, 0 elsewhere
+    intervals: List[int] = field(default_factory=list)
     metadata: Dict[str, Any] = field(default_factory=dict)
+
+    def correlation(self, a="eth_ticks", b="btc_ticks", span=60):
+        """Cross-asset context: the rolling correlation of a's and b's log returns over the last
+        ``span`` slots, per slot ([T] float32, no look-ahead), and its mask ([T] bool)."""
+        i, j = self.series.index(a), self.series.index(b)
+        if self.intervals[i] != self.intervals[j]:
+            raise _mdshm.InvalidArgumentError(f"invalid_argument: {a} and {b} have different intervals")
+        m = self.mask.view(np.uint8)
+        corr, mask = _mdshm.rolling_correlation(self.close[i], m[i], self.close[j], m[j], span)
+        return corr, mask.view(np.bool_)
 
     def transformer(self, s):
         """Series ``s`` (index or id) as [T, F] float32 C-contiguous, and its padding mask [T]
@@ -137,8 +149,8 @@ class ModelInput:
         return torch.from_numpy(self.cnn), torch.from_numpy(self.mask)
 
 
-def _model_input(series_ids, d, metadata=None):
-    return ModelInput(
+def _model_input(series_ids, intervals, d, metadata=None):
+    return ModelInput(close=d["close"], intervals=list(intervals),
         series=list(series_ids), features=list(d["features"]), as_of=_utc(d["as_of_ms"]),
         as_of_ms=d["as_of_ms"], cnn=d["tensor"], mask=d["mask"].view(np.bool_),
         open_time_ms=d["open_time_ms"], params=list(d["params"]),
@@ -155,7 +167,8 @@ def adapt(bars: Dict[str, Tuple[int, np.ndarray]], as_of, window=300, in_progres
         as_of = int(round(as_of.timestamp() * 1000))
     ids = list(bars)
     inputs = [(sid, int(iv), np.ascontiguousarray(b, dtype=_mdshm.dtype)) for sid, (iv, b) in bars.items()]
-    return _model_input(ids, _mdshm.adapt(inputs, int(as_of), window, in_progress, price, volume))
+    return _model_input(ids, [i for _, i, _ in inputs], _mdshm.adapt(inputs, int(as_of), window, in_progress, price,
+                                                                     volume))
 
 
 def tensors(window=300, as_of=None, instance=_mdshm.default_instance, series=DEFAULT_SERIES,
@@ -166,4 +179,4 @@ def tensors(window=300, as_of=None, instance=_mdshm.default_instance, series=DEF
     parts = reader.read(window, as_of_ms, in_progress, max_age)
     inputs = [(sid, m.get("interval_s", 1), b) for sid, (b, _, m) in zip(series, parts)]
     d = _mdshm.adapt(inputs, as_of_ms, window, in_progress, price, volume)
-    return _model_input(series, d, {sid: m for sid, (_, _, m) in zip(series, parts)})
+    return _model_input(series, [i for _, i, _ in inputs], d, {sid: m for sid, (_, _, m) in zip(series, parts)})

@@ -443,7 +443,23 @@ py::dict adapt(const std::vector<std::tuple<std::string, std::uint32_t, py::arra
   d["tensor"] = own(std::move(out.tensor), {S, F, T});
   d["mask"] = own(std::move(out.mask), {S, T});
   d["open_time_ms"] = own(std::move(out.open_time_ms), {S, T});
+  d["close"] = own(std::move(out.close), {S, T});
   return d;
+}
+
+// rolling_correlation over two rows of an adapt() result's close and mask.
+py::tuple rolling_correlation(py::array_t<double, py::array::c_style | py::array::forcecast> close_a,
+                              py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast> mask_a,
+                              py::array_t<double, py::array::c_style | py::array::forcecast> close_b,
+                              py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast> mask_b,
+                              std::size_t span) {
+  auto sp = [](auto& a) { return std::span(a.data(), static_cast<std::size_t>(a.size())); };
+  std::vector<float> corr;
+  std::vector<std::uint8_t> mask;
+  check(adapter::rolling_correlation(sp(close_a), sp(mask_a), sp(close_b), sp(mask_b), span, corr, mask),
+        "span >= 2 and four arrays of one length");
+  const auto T = static_cast<py::ssize_t>(corr.size());
+  return py::make_tuple(own(std::move(corr), {T}), own(std::move(mask), {T}));
 }
 
 // ---- reading several series at once (universal snapshot, tensors from shm) --------------------
@@ -644,6 +660,8 @@ PYBIND11_MODULE(_mdshm, m) {
       .def("read", &PyReader::read, py::arg("window"), py::arg("as_of_ms"), py::arg("in_progress") = false,
            py::arg("max_age") = 5.0);
 
+  m.def("rolling_correlation", &rolling_correlation, py::arg("close_a"), py::arg("mask_a"), py::arg("close_b"),
+        py::arg("mask_b"), py::arg("span") = 60);
   m.def("adapt", &adapt, py::arg("series"), py::arg("as_of_ms"), py::arg("window") = 300,
         py::arg("in_progress") = false, py::arg("price") = "none", py::arg("volume") = "none");
 }

@@ -200,3 +200,44 @@ TEST_CASE("series are aligned on one as_of, and the layouts index the same value
   o.window = 0;
   CHECK(build(in, o, bad) == Errc::invalid_argument);
 }
+
+TEST_CASE("rolling correlation of log returns: +1, -1, masked where returns are missing") {
+  std::vector<Bar> a, b, c;
+  for (int i = 0; i < 40; ++i) {
+    const double r = (i % 3 == 0 ? 0.01 : -0.004) * (1 + i % 5);  // a varying return path
+    const double pa = i ? a.back().close * std::exp(r) : 100.0;
+    const double pb = i ? b.back().close * std::exp(2 * r) : 50.0;   // same returns, doubled: corr +1
+    const double pc = i ? c.back().close * std::exp(-r) : 80.0;      // mirrored: corr -1
+    for (auto [v, p] : {std::pair{&a, pa}, {&b, pb}, {&c, pc}}) {
+      Bar x = bar(kT0 + i * 1000, p);
+      x.close = p;
+      x.open = p;
+      x.high = p + 0.1;
+      x.low = p - 0.1;
+      v->push_back(x);
+    }
+  }
+  a.erase(a.begin() + 20);  // one gap: the returns into and out of it are missing
+  const SeriesInput in[] = {{"a", 1, a}, {"b", 1, b}, {"c", 1, c}};
+  Options o;
+  o.window = 40;
+  o.as_of_ms = kT0 + 40 * 1000;
+  Output out;
+  REQUIRE(build(in, o, out) == Errc::ok);
+  const std::size_t T = out.time;
+  auto row = [&](auto& v, std::size_t s) { return std::span(v.data() + s * T, T); };
+  std::vector<float> corr;
+  std::vector<std::uint8_t> mask;
+  REQUIRE(rolling_correlation(row(out.close, 0), row(out.mask, 0), row(out.close, 1), row(out.mask, 1), 10, corr,
+                              mask) == Errc::ok);
+  CHECK(mask[3] == 0);  // fewer than span/2 returns yet
+  CHECK(mask[39] == 1);
+  CHECK(corr[39] == Approx(1.0).margin(1e-5));
+  REQUIRE(rolling_correlation(row(out.close, 1), row(out.mask, 1), row(out.close, 2), row(out.mask, 2), 10, corr,
+                              mask) == Errc::ok);
+  CHECK(corr[39] == Approx(-1.0).margin(1e-5));
+  for (float x : corr) CHECK(std::isfinite(x));
+  std::vector<double> shorter(3);
+  CHECK(rolling_correlation(shorter, row(out.mask, 0), row(out.close, 1), row(out.mask, 1), 10, corr, mask) ==
+        Errc::invalid_argument);
+}

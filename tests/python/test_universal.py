@@ -185,3 +185,27 @@ def test_torch_gets_the_tensors_without_a_copy(start_writer):
     conv = torch.nn.Conv1d(x.cnn.shape[1], 4, 3)
     out = conv(t)
     assert torch.isfinite(out).all()
+
+
+def test_cross_asset_correlation_has_no_look_ahead():
+    rng = np.random.default_rng(5)
+    t0 = 1_672_531_200_000
+    eth = synthetic(1, t0, 3000, rng)
+    btc = eth.copy()
+    btc["open"] *= 12.5
+    btc["close"] *= 12.5
+    btc["high"] *= 12.5
+    btc["low"] *= 12.5
+    data = {"eth_ticks": (1, eth), "btc_ticks": (1, btc)}
+    for as_of in rng.integers(t0 + 400_000, t0 + 2_000_000, 200):
+        as_of = int(as_of)
+        cut = {k: (iv, b[b["open_time_ms"] + 1000 <= as_of]) for k, (iv, b) in data.items()}
+        full = mdshm.adapt(data, as_of, window=120).correlation(span=30)
+        part = mdshm.adapt(cut, as_of, window=120).correlation(span=30)
+        assert full[0].tobytes() == part[0].tobytes() and np.array_equal(full[1], part[1])
+        corr, mask = full
+        assert np.isfinite(corr).all() and mask.any()
+        assert np.allclose(corr[mask], 1.0, atol=1e-4)  # scaled copies move together
+        assert (corr[~mask] == 0).all()
+    with pytest.raises(mdshm.InvalidArgumentError):
+        mdshm.adapt({"eth_ticks": (1, eth), "eth_1m": (60, eth)}, t0 + 10**6, window=10).correlation("eth_ticks", "eth_1m")

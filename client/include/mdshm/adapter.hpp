@@ -92,6 +92,7 @@ struct Output {
   std::vector<float> tensor;              // [series][features][time], C order
   std::vector<std::uint8_t> mask;         // [series][time], 1 = valid
   std::vector<std::int64_t> open_time_ms; // [series][time], the slot's grid time (padded slots too)
+  std::vector<double> close;              // [series][time], raw close of valid slots, 0 elsewhere
   std::vector<Params> params;             // per series
   std::vector<Quality> quality;           // per series
   std::int64_t as_of_ms = 0;
@@ -160,6 +161,7 @@ inline float finite_or_zero(double x) {
   out.tensor.assign(S * F * T, 0.0f);
   out.mask.assign(S * T, 0);
   out.open_time_ms.assign(S * T, 0);
+  out.close.assign(S * T, 0.0);
   out.params.assign(S, Params{});
   out.quality.assign(S, Quality{});
   std::vector<const Bar*> slot(T);
@@ -280,6 +282,7 @@ inline float finite_or_zero(double x) {
       const Bar* b = slot[t];
       if (!b) continue;
       out.mask[s * T + t] = 1;
+      out.close[s * T + t] = b->close;
       for (std::size_t f = 0; f < kPriceFeatures; ++f) {
         const double x = detail::price_of(*b, f);
         const double y = o.price == PriceNorm::log_returns ? (prev_close > 0 ? std::log(x / prev_close) : 0.0)
@@ -295,6 +298,45 @@ inline float finite_or_zero(double x) {
         base[kElapsedFeature * T + t] = detail::finite_or_zero(std::clamp(frac, 0.0, 1.0));
       }
     }
+  }
+  return Errc::ok;
+}
+
+// Cross-asset context: the rolling Pearson correlation of two series' log close-to-close returns
+// over the last `span` slots, for every slot t (corr[t] uses slots t-span+1 .. t only: no
+// look-ahead either). Inputs are one series' row of Output::close and Output::mask each, of equal
+// length and, to mean anything, of one interval (ETH and BTC 1 s). A return exists where a slot
+// and the one before it are valid; corr[t] is computed where at least half the span has returns
+// in both series and both vary, else 0 with mask 0.
+[[nodiscard]] inline Errc rolling_correlation(std::span<const double> close_a, std::span<const std::uint8_t> mask_a,
+                                              std::span<const double> close_b, std::span<const std::uint8_t> mask_b,
+                                              std::size_t span, std::vector<float>& corr, std::vector<std::uint8_t>& mask) {
+  const std::size_t T = close_a.size();
+  if (span < 2 || mask_a.size() != T || close_b.size() != T || mask_b.size() != T) return Errc::invalid_argument;
+  corr.assign(T, 0.0f);
+  mask.assign(T, 0);
+  auto ret = [](std::span<const double> c, std::span<const std::uint8_t> m, std::size_t t, double& r) {
+    if (t == 0 || !m[t] || !m[t - 1]) return false;
+    r = std::log(c[t] / c[t - 1]);
+    return std::isfinite(r);
+  };
+  for (std::size_t t = 0; t < T; ++t) {
+    double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+    std::size_t n = 0;
+    for (std::size_t u = t + 1 > span ? t + 1 - span : 0; u <= t; ++u) {
+      double x = 0, y = 0;
+      if (!ret(close_a, mask_a, u, x) || !ret(close_b, mask_b, u, y)) continue;
+      sx += x, sy += y, sxx += x * x, syy += y * y, sxy += x * y;
+      ++n;
+    }
+    if (2 * n < span || n < 2) continue;
+    const double dn = static_cast<double>(n);
+    const double vx = sxx - sx * sx / dn, vy = syy - sy * sy / dn;
+    if (!(vx > 0) || !(vy > 0)) continue;
+    const double c = (sxy - sx * sy / dn) / std::sqrt(vx * vy);
+    if (!std::isfinite(c)) continue;
+    corr[t] = static_cast<float>(std::clamp(c, -1.0, 1.0));
+    mask[t] = 1;
   }
   return Errc::ok;
 }
