@@ -2,6 +2,7 @@
 
 import os
 import signal
+import subprocess
 import time
 
 import numpy as np
@@ -17,6 +18,11 @@ def test_poll_returns_new_closed_bars_and_counts_lapping(start_writer):
     with mdshm.Subscription("py-poller", "eth_ticks", instance=w.instance, shm_dir=w.shm_dir) as sub:
         mine = [c for c in mdshm.consumers(w.instance, w.shm_dir) if c["pid"] == os.getpid()]
         assert [(c["name"], c["series_id"], c["alive"]) for c in mine] == [("py-poller", "eth_ticks", True)]
+        inspector = os.environ.get("MDSHM_INSPECTOR")
+        if inspector:  # set by ctest when the inspector is built
+            shown = subprocess.run([inspector, "--instance", w.instance, "--shm-dir", w.shm_dir, "show", "eth_ticks"],
+                                   capture_output=True, text=True, timeout=30).stdout
+            assert "py-poller" in shown and str(os.getpid()) in shown, shown
         last = None
         polled = 0
         for _ in range(50):
