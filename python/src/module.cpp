@@ -297,46 +297,54 @@ class PySubscription {
   // New closed bars since the last call, and how many were lost to lapping meanwhile.
   py::tuple poll(std::size_t max_bars) {
     py::array a = new_bars(max_bars);
+    Bar* buf = bars_of(a);
     std::size_t n = 0;
-    Errc e;
-    std::uint64_t lapped_before = 0, lapped_after = 0;
-    {
-      py::gil_scoped_release nogil;
-      std::lock_guard lock(mu_);
-      lapped_before = sub_->cursor().lapped;
-      e = sub_->poll(std::span<Bar>(bars_of(a), max_bars), n);
-      lapped_after = sub_->cursor().lapped;
-    }
-    check(e, sub_->series().path());
+    std::uint64_t lapped = 0;
+    std::string path;
+    const Errc e = locked_([&] {
+      if (!sub_) return Errc::invalid_argument;
+      const std::uint64_t before = sub_->cursor().lapped;
+      const Errc r = sub_->poll(std::span<Bar>(buf, max_bars), n);
+      lapped = sub_->cursor().lapped - before;
+      if (r != Errc::ok) path = sub_->series().path();
+      return r;
+    });
+    check(e, sub_closed_(path));
     std::size_t end = n;
-    if (end > 0 && !(bars_of(a)[end - 1].flags & flag::closed)) --end;  // the bar in progress comes again
-    return py::make_tuple(a[py::slice(0, static_cast<py::ssize_t>(end), 1)], lapped_after - lapped_before);
+    if (end > 0 && !(buf[end - 1].flags & flag::closed)) --end;  // the bar in progress comes again
+    return py::make_tuple(a[py::slice(0, static_cast<py::ssize_t>(end), 1)], lapped);
   }
 
   const char* wait(double timeout_s) {
-    py::gil_scoped_release nogil;
-    std::lock_guard lock(mu_);
-    return wait_name(sub_->wait(seconds(timeout_s)));
+    std::optional<WaitResult> r = locked_([&] {
+      return sub_ ? std::optional(sub_->wait(seconds(timeout_s))) : std::nullopt;
+    });
+    if (!r) raise(Errc::invalid_argument, "subscription closed");
+    return wait_name(*r);
   }
 
-  std::uint64_t cursor() {
-    std::lock_guard lock(mu_);
-    return sub_->cursor().next;
-  }
-  std::uint64_t lapped() {
-    std::lock_guard lock(mu_);
-    return sub_->cursor().lapped;
-  }
+  std::uint64_t cursor() { return field_([](const Cursor& c) { return c.next; }); }
+  std::uint64_t lapped() { return field_([](const Cursor& c) { return c.lapped; }); }
   void close() {
-    py::gil_scoped_release nogil;
-    std::lock_guard lock(mu_);
-    sub_.reset();
-  }
-  void require_open() const {
-    if (!sub_) raise(Errc::invalid_argument, "subscription closed");
+    locked_([&] { sub_.reset(); });
   }
 
  private:
+  // The GIL goes first: a thread blocked on mu_ must not hold it while another waits.
+  template <class F>
+  auto locked_(F f) -> decltype(f()) {
+    py::gil_scoped_release nogil;
+    std::lock_guard lock(mu_);
+    return f();
+  }
+  template <class F>
+  std::uint64_t field_(F f) {
+    std::optional<std::uint64_t> v = locked_([&] { return sub_ ? std::optional(f(sub_->cursor())) : std::nullopt; });
+    if (!v) raise(Errc::invalid_argument, "subscription closed");
+    return *v;
+  }
+  static std::string sub_closed_(const std::string& path) { return path.empty() ? "subscription closed" : path; }
+
   std::mutex mu_;
   std::optional<Subscription> sub_;
 };
@@ -480,6 +488,7 @@ class PyReader {
   // the last `window` intervals closed by as_of (plus the live bar containing as_of when
   // in_progress); rows: the same bars' [timestamp_ms, open, high, low, close, volume].
   py::list read(std::size_t window, std::int64_t as_of_ms, bool in_progress, double max_age_s) {
+    if (window == 0) raise(Errc::invalid_argument, "window must be at least 1");
     py::list out;
     for (std::size_t i = 0; i < ids_.size(); ++i) {
       py::dict meta;
@@ -643,11 +652,10 @@ PYBIND11_MODULE(_mdshm, m) {
       .def(py::init<const std::string&, const std::string&, const std::string&, const std::string&>(),
            py::arg("name"), py::arg("series_id"), py::arg("instance") = std::string(kDefaultInstance),
            py::arg("shm_dir") = std::string(kDefaultShmDir))
-      .def("poll", [](PySubscription& s, std::size_t max_bars) { s.require_open(); return s.poll(max_bars); },
-           py::arg("max_bars") = 4096)
-      .def("wait", [](PySubscription& s, double t) { s.require_open(); return s.wait(t); }, py::arg("timeout") = 1.0)
-      .def_property_readonly("cursor", [](PySubscription& s) { s.require_open(); return s.cursor(); })
-      .def_property_readonly("lapped", [](PySubscription& s) { s.require_open(); return s.lapped(); })
+      .def("poll", &PySubscription::poll, py::arg("max_bars") = 4096)
+      .def("wait", &PySubscription::wait, py::arg("timeout") = 1.0)
+      .def_property_readonly("cursor", &PySubscription::cursor)
+      .def_property_readonly("lapped", &PySubscription::lapped)
       .def("close", &PySubscription::close);
 
   m.def("consumers", &consumers, py::arg("instance") = std::string(kDefaultInstance),

@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import numpy as np
+import pytest
 
 import mdshm
 
@@ -92,3 +93,35 @@ def test_sigkill_of_100_python_readers_leaves_no_registry_slot(start_writer):
     # And the registry is usable again for a new reader.
     with mdshm.Subscription("py-after", "eth_1m", instance=w.instance, shm_dir=w.shm_dir) as sub:
         assert sub.wait(0.05) in ("timeout", "updated")
+
+
+def test_a_wait_in_one_thread_blocks_no_other_python_thread(start_writer):
+    import threading
+    w = start_writer("--history", "5")
+    sub = mdshm.Subscription("py-threads", "eth_1m", instance=w.instance, shm_dir=w.shm_dir)
+    sub.wait(0.0)  # the first wait returns at once (nothing seen yet); from here on the writer is idle
+    result = []
+    waiter = threading.Thread(target=lambda: result.append(sub.wait(1.0)))
+    waiter.start()
+    time.sleep(0.1)
+    count = 0
+    stop = threading.Event()
+
+    def spin():
+        nonlocal count
+        while not stop.is_set():
+            count += 1
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    cursor = sub.cursor  # waits for the subscription's lock with the GIL released
+    stop.set()
+    spinner.join()
+    waiter.join(10)
+    assert result == ["timeout"] and cursor == sub.cursor
+    assert count > 10_000, f"the spinner ran only {count} iterations while cursor waited"
+    sub.close()
+    with pytest.raises(mdshm.InvalidArgumentError, match="closed"):
+        sub.poll()
+    with pytest.raises(mdshm.InvalidArgumentError):
+        mdshm.universal(window=0, instance=w.instance, shm_dir=w.shm_dir)
