@@ -38,12 +38,13 @@ def shm_dir():
 
 @pytest.fixture
 def start_writer(shm_dir):
-    """start_writer("--fast", series=["eth_1m:ETHUSDT:60:512"], ...) -> Writer, running ("ready" seen)."""
+    """start_writer("--fast", series=["eth_1m:ETHUSDT:60:512"], ...) -> Writer, running ("ready" seen).
+    instance=w.instance restarts a writer on an earlier one's segments (re-attach)."""
     assert WRITER and os.access(WRITER, os.X_OK), "MDSHM_PY_WRITER must name the built mdshm-py-writer (ctest sets it)"
     started = []
 
-    def start(*args, series=("eth_1m:ETHUSDT:60:512",)):
-        instance = "pyt-" + uuid.uuid4().hex[:12]
+    def start(*args, series=("eth_1m:ETHUSDT:60:512",), instance=None):
+        instance = instance or "pyt-" + uuid.uuid4().hex[:12]
         cmd = [WRITER, "--instance", instance, "--shm-dir", shm_dir]
         for s in series:
             cmd += ["--series", s]

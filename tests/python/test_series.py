@@ -185,3 +185,33 @@ def test_view_stays_valid_for_bars_that_were_not_touched(start_writer):
             assert np.all(c["open_time_ms"] == FAST_EPOCH_MS + k * 1000)
             accepted += 1
     assert accepted > 0
+
+
+def test_a_writer_restart_invalidates_views_and_is_seen(start_writer):
+    w = start_writer("--history", "20")
+    s = open_series(w)
+    v = s.view(10)
+    gen = s.generation
+    w.stop()
+    again = start_writer("--history", "20", instance=w.instance)  # re-attaches: same bars, new generation
+    assert s.generation > gen and s.restarted()
+    assert not v.valid(), "a view from before the writer re-attached must be invalid"
+    assert list(v["first_trade_id"]) == list(range(10, 20))  # its mapping is still there to read
+    fresh = s.view(10)
+    assert fresh.valid() and s.writer_state() == "alive"
+    assert again.proc.poll() is None
+
+
+def test_a_replaced_segment_keeps_old_views_readable_and_new_ones_on_the_new_file(start_writer):
+    w = start_writer("--history", "20")
+    s = open_series(w)
+    v = s.view(10)
+    old_begin = v._guard.mapping_begin
+    w.stop()
+    start_writer("--history", "30", series=("eth_1m:ETHUSDT:60:1024",), instance=w.instance)  # new capacity: replaced
+    assert not v.valid()
+    assert list(v["first_trade_id"]) == list(range(10, 20))  # the old file's mapping lives with the view
+    n = s.view(5)  # the series follows the new file, and so does a new view
+    assert s.capacity == 1024 and n.valid() and n._guard.mapping_begin != old_begin
+    assert list(n["first_trade_id"]) == list(range(25, 30))
+    assert list(s.window(5)["first_trade_id"]) == list(range(25, 30))
