@@ -6,7 +6,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
+import time
 import uuid
+from contextlib import contextmanager
 
 import pytest
 
@@ -59,3 +62,34 @@ def start_writer(shm_dir):
     yield start
     for w in started:
         w.stop()
+
+
+@contextmanager
+def spinner():
+    """A thread counting loop iterations while the block runs: yields a list whose one element
+    is the count when the block ends. Near zero means the block held the GIL."""
+    count = [0]
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            count[0] += 1
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        yield count
+    finally:
+        stop.set()
+        t.join()
+
+
+def gil_was_free(block_seconds, count):
+    """Whether a spinner() that counted `count` during a block of `block_seconds` ran freely:
+    compared with its rate over 0.2 s of time.sleep (which frees the GIL), measured now, so a
+    loaded machine lowers both. Holding the GIL, the spinner gets only its switch-interval
+    slices (a few ms per second: ~3 % of the rate); free, ~100 %. The bar is 25 %."""
+    with spinner() as base:
+        time.sleep(0.2)
+    rate = base[0] / 0.2
+    return count >= 0.25 * rate * block_seconds, f"{count} iterations in {block_seconds:.2f} s at {rate:.0f}/s free"

@@ -1,14 +1,13 @@
 """mdshm.Series: reads, zero-copy views, waiting, errors."""
 
 import gc
-import threading
 import time
 
 import numpy as np
 import pytest
 
 import mdshm
-from conftest import FAST_EPOCH_MS
+from conftest import FAST_EPOCH_MS, gil_was_free, spinner
 
 
 def open_series(w, sid="eth_1m"):
@@ -134,27 +133,23 @@ def test_idle_writer_keeps_views_valid(start_writer):
 def test_wait_releases_the_gil(start_writer):
     w = start_writer("--history", "5")
     s = open_series(w)
-    count = 0
-    stop = threading.Event()
-
-    def spin():
-        nonlocal count
-        while not stop.is_set():
-            count += 1
-
-    t = threading.Thread(target=spin)
-    t.start()
-    try:
+    with spinner() as count:
         t0 = time.monotonic()
         assert s.wait(1.0) == "timeout"
         elapsed = time.monotonic() - t0
-    finally:
-        stop.set()
-        t.join()
     assert elapsed >= 0.9
-    # With the GIL held through the wait, the spinner would get nothing for a second; free, it
-    # runs millions of iterations. 10^4 leaves room for a loaded CI machine.
-    assert count > 10_000, f"the other thread ran only {count} iterations during wait()"
+    free, why = gil_was_free(elapsed, count[0])
+    assert free, f"another thread barely ran during wait(): {why}"
+
+
+def test_the_gil_check_fails_when_the_gil_is_held():
+    """gil_was_free can fail: a C call through ctypes.PyDLL keeps the GIL for its whole second."""
+    import ctypes
+    with spinner() as count:
+        t0 = time.monotonic()
+        ctypes.PyDLL(None).usleep(1_000_000)
+        elapsed = time.monotonic() - t0
+    assert not gil_was_free(elapsed, count[0])[0]
 
 
 def test_wait_sees_updates_and_dead_writers(start_writer):

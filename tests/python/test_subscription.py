@@ -3,12 +3,14 @@
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import numpy as np
 import pytest
 
 import mdshm
+from conftest import gil_was_free, spinner
 
 
 def test_poll_returns_new_closed_bars_and_counts_lapping(start_writer):
@@ -96,7 +98,6 @@ def test_sigkill_of_100_python_readers_leaves_no_registry_slot(start_writer):
 
 
 def test_a_wait_in_one_thread_blocks_no_other_python_thread(start_writer):
-    import threading
     w = start_writer("--history", "5")
     sub = mdshm.Subscription("py-threads", "eth_1m", instance=w.instance, shm_dir=w.shm_dir)
     sub.wait(0.0)  # the first wait returns at once (nothing seen yet); from here on the writer is idle
@@ -104,22 +105,15 @@ def test_a_wait_in_one_thread_blocks_no_other_python_thread(start_writer):
     waiter = threading.Thread(target=lambda: result.append(sub.wait(1.0)))
     waiter.start()
     time.sleep(0.1)
-    count = 0
-    stop = threading.Event()
-
-    def spin():
-        nonlocal count
-        while not stop.is_set():
-            count += 1
-
-    spinner = threading.Thread(target=spin)
-    spinner.start()
-    cursor = sub.cursor  # waits for the subscription's lock with the GIL released
-    stop.set()
-    spinner.join()
+    with spinner() as count:
+        t0 = time.monotonic()
+        cursor = sub.cursor  # waits for the subscription's lock with the GIL released
+        blocked = time.monotonic() - t0
     waiter.join(10)
     assert result == ["timeout"] and cursor == sub.cursor
-    assert count > 10_000, f"the spinner ran only {count} iterations while cursor waited"
+    assert blocked > 0.5, "cursor should have waited for the wait() in the other thread"
+    free, why = gil_was_free(blocked, count[0])
+    assert free, f"another thread barely ran while cursor waited: {why}"
     sub.close()
     with pytest.raises(mdshm.InvalidArgumentError, match="closed"):
         sub.poll()
