@@ -209,3 +209,26 @@ def test_cross_asset_correlation_has_no_look_ahead():
         assert (corr[~mask] == 0).all()
     with pytest.raises(mdshm.InvalidArgumentError):
         mdshm.adapt({"eth_ticks": (1, eth), "eth_1m": (60, eth)}, t0 + 10**6, window=10).correlation("eth_ticks", "eth_1m")
+
+
+def test_garbage_bars_never_crash_the_adapter_or_leak_nan():
+    """Unsorted, duplicated, misaligned, non-finite, negative and flag-noise bars: the adapter
+    masks what it cannot use and its output stays finite and zero-padded."""
+    rng = np.random.default_rng(3)
+    t0 = 1_672_531_200_000
+    for trial in range(300):
+        n = int(rng.integers(0, 400))
+        b = np.zeros(n, mdshm.dtype)
+        b["open_time_ms"] = t0 + rng.integers(-50, 400, n) * 60_000 + (rng.random(n) < 0.1) * rng.integers(1, 59_999, n)
+        if trial % 2:
+            b.sort(order="open_time_ms")
+        for f in ("open", "high", "low", "close", "volume"):
+            b[f] = rng.choice([1900.0, 1901.5, -1.0, 0.0, np.nan, np.inf, -np.inf, 1e308], n)
+        b["flags"] = rng.integers(0, 256, n)
+        as_of = t0 + int(rng.integers(-10, 500)) * 60_000 + int(rng.integers(0, 60_000))
+        for price in NORMS:
+            x = mdshm.adapt({"eth_1m": (60, b)}, as_of, window=64, in_progress=bool(trial % 3 == 0), price=price,
+                            volume=VOLUME_NORMS[trial % 3])
+            assert_clean(x)
+            q = x.quality["eth_1m"]
+            assert 0 <= q["valid"] <= q["slots"] and 0.0 <= q["completeness"] <= 1.0
