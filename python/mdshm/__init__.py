@@ -28,12 +28,8 @@ from ._series import BarView, Series, Subscription
 from ._universal import ModelInput, UniversalDataStream, adapt, tensors, universal, DEFAULT_SERIES
 
 # One exception class per error kind, e.g. mdshm.NotFoundError; `errors` maps kind -> class.
-errors = {}
-for _name in errc_names[1:]:
-    _cls = getattr(_mdshm, "".join(p.capitalize() for p in _name.split("_")) + "Error")
-    globals()[_cls.__name__] = _cls
-    errors[_name] = _cls
-del _name, _cls
+errors = dict(_mdshm.error_classes)
+globals().update({cls.__name__: cls for cls in errors.values()})
 
 
 def consumers(instance=default_instance, shm_dir=default_shm_dir):

@@ -32,7 +32,7 @@ static_assert(kErrcNames.size() == static_cast<std::size_t>(Errc::invalid_argume
 inline PyObject* g_base_error = nullptr;
 inline std::array<PyObject*, kErrcNames.size()> g_errors{};
 
-// "NotFoundError" from "not_found".
+// "NotFoundError" from "not_found", "IoError" from "io_error".
 inline std::string class_name(std::string_view errc) {
   std::string out;
   bool up = true;
@@ -44,7 +44,7 @@ inline std::string class_name(std::string_view errc) {
     out += up ? static_cast<char>(c - 'a' + 'A') : c;
     up = false;
   }
-  return out + "Error";
+  return out.ends_with("Error") ? out : out + "Error";
 }
 
 [[noreturn]] inline void raise(Errc e, const std::string& detail) {

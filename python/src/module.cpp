@@ -22,6 +22,9 @@ PYBIND11_MODULE(_mdshm, m) {
     m.add_object(cls.c_str(), py::handle(g_errors[i]));
   }
   g_errors[0] = g_base_error;
+  py::dict classes;  // errc name -> exception class, for the Python layer
+  for (std::size_t i = 1; i < kErrcNames.size(); ++i) classes[kErrcNames[i]] = py::handle(g_errors[i]);
+  m.attr("error_classes") = classes;
   m.attr("errc_names") = py::cast(std::vector<std::string>(kErrcNames.begin(), kErrcNames.end()));
 
   m.attr("dtype") = bar_dtype();

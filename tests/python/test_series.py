@@ -37,6 +37,8 @@ def test_errors_are_classes_per_kind_with_the_errc_name(shm_dir):
     assert len(mdshm.errors) == len(mdshm.errc_names) - 1
     for name, cls in mdshm.errors.items():
         assert issubclass(cls, mdshm.MdshmError) and cls.errc == name
+        assert getattr(mdshm, cls.__name__) is cls and cls.__name__.endswith("Error") and "ErrorError" not in cls.__name__
+    assert mdshm.IoError.errc == "io_error"
     with pytest.raises(mdshm.NotFoundError) as e:
         mdshm.Series("eth_1m", instance="pyt-absent", shm_dir=shm_dir)
     assert str(e.value).startswith("not_found: ") and "pyt-absent" in str(e.value)
