@@ -26,6 +26,12 @@ echo "== ctest: e2e"
 ctest --output-on-failure -L "$labels" -L e2e --timeout 600
 echo "== ctest: stress"
 ctest --output-on-failure -L stress -L "$labels" --timeout 900
+if [[ -z "${TEST_LABELS:-}" || "python" =~ ${TEST_LABELS} ]]; then
+  # pytest against the built package (PYTHONPATH=build/python). --no-tests=error: a build that
+  # lost the package (pybind11 missing) fails here instead of passing with nothing run.
+  echo "== ctest: python"
+  ctest --output-on-failure -L python --no-tests=error --timeout 900
+fi
 
 if [[ -z "${TEST_LABELS:-}" || "tsan" =~ ${TEST_LABELS} ]]; then
   echo "== ThreadSanitizer build (build-tsan/)"
