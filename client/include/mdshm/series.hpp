@@ -29,7 +29,6 @@
 #include "mdshm/detail/futex.hpp"
 #include "mdshm/detail/proc.hpp"
 #include "mdshm/layout.hpp"
-#include "mdshm/registry_layout.hpp"
 #include "mdshm/result.hpp"
 #include "mdshm/seqlock.hpp"
 
@@ -42,9 +41,6 @@ struct OpenOptions {
 
 inline std::string series_path(const OpenOptions& o, std::string_view series_id) {
   return o.shm_dir + "/" + std::string(kSegmentPrefix) + o.instance + "." + std::string(series_id);
-}
-inline std::string registry_path(const OpenOptions& o) {
-  return o.shm_dir + "/" + std::string(kSegmentPrefix) + o.instance + "@registry";
 }
 
 enum class WriterState { alive, stalled, dead };
@@ -257,13 +253,11 @@ class Series {
   Errc closed_view(std::size_t n, ClosedView& view);
 
   // ---- waiting -------------------------------------------------------------------------------
-  // Block until updates() != seen, the timeout passes, or the writer is found dead. Announces the
-  // wait in the consumer registry so the writer's notifier wakes this futex; without write access
-  // to the registry it polls every millisecond instead.
+  // Block until updates() != seen, the timeout passes, or the writer is found dead. No waiter
+  // count in shared memory any more (a reader-writable count let any reader burn the daemon's CPU):
+  // until the notifier wakes readers without one, this polls every millisecond.
   WaitResult wait(std::uint64_t seen, std::chrono::nanoseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::uint32_t* waiters = registry_waiters_();
-    if (waiters) std::atomic_ref<std::uint32_t>(*waiters).fetch_add(1, std::memory_order_seq_cst);
     WaitResult r = WaitResult::timeout;
     for (;;) {
       const std::uint32_t word = load_field(h_->futex_word, std::memory_order_seq_cst);
@@ -274,7 +268,7 @@ class Series {
       const auto now = std::chrono::steady_clock::now();
       if (now >= deadline) break;
       // Sleep in slices of at most 250 ms to notice a dead writer within a second.
-      auto slice = std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(waiters ? 250 : 1));
+      auto slice = std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(1));
       detail::futex_wait_shared(&h_->futex_word, static_cast<std::uint32_t>(seen), slice);
       // Two missed heartbeats make the writer suspect: then ask the kernel whether it lives.
       if (heartbeat_age() > kHeartbeatSuspect && writer_state() == WriterState::dead) {
@@ -282,7 +276,6 @@ class Series {
         break;
       }
     }
-    if (waiters) std::atomic_ref<std::uint32_t>(*waiters).fetch_sub(1, std::memory_order_seq_cst);
     if (r != WaitResult::updated && (load_field(h_->state) != static_cast<std::uint32_t>(SegmentState::ready) ||
                                      mapping_.replaced_at(path_))) {
       // The writer replaced the segment: re-open by name so the next read sees the new one.
@@ -383,31 +376,6 @@ class Series {
     return read_slot_(index, out);
   }
 
-  std::uint32_t* registry_waiters_() {
-    if (!registry_tried_) {
-      registry_tried_ = true;
-      const std::string rp = registry_path(OpenOptions{std::string(instance()), opt_.shm_dir});
-      const int fd = ::open(rp.c_str(), O_RDWR | O_CLOEXEC);
-      if (fd >= 0) {
-        struct stat st {};
-        ::fstat(fd, &st);
-        void* p = st.st_size >= static_cast<off_t>(kRegistrySize)
-                      ? ::mmap(nullptr, kRegistrySize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
-                      : MAP_FAILED;
-        ::close(fd);
-        if (p != MAP_FAILED) {
-          registry_ = std::shared_ptr<void>(p, [](void* q) { ::munmap(q, kRegistrySize); });
-          if (registry_valid(p, kRegistrySize)) {
-            auto v = registry_view(p);
-            for (std::size_t i = 0; i < kRegistrySeriesSlots; ++i)
-              if (field_string(v.series[i].series_id, kSeriesIdLen) == id()) waiters_ = &v.series[i].waiters;
-          }
-        }
-      }
-    }
-    return waiters_;
-  }
-
   static std::chrono::nanoseconds since_mono_(std::uint64_t t) {
     const std::uint64_t now = detail::mono_ns();
     return std::chrono::nanoseconds(now > t ? static_cast<std::int64_t>(now - t) : 0);
@@ -428,9 +396,6 @@ class Series {
   std::uint64_t cap_ = 0;
   std::uint32_t interval_s_ = 0;
   std::uint64_t opened_generation_ = 0;
-  bool registry_tried_ = false;
-  std::shared_ptr<void> registry_;
-  std::uint32_t* waiters_ = nullptr;
 };
 
 // Zero-copy: reads go straight to the mapped ring (relaxed atomic loads, so even a read that
