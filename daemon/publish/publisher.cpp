@@ -241,6 +241,7 @@ Publisher::Publisher(PublisherOptions opt, const std::vector<SeriesSpec>& series
     m.opt.lock_path = m.opt.segments.shm_dir + "/" + std::string(kSegmentPrefix) + m.opt.segments.instance + "@lock";
   m.lock = WriterLock::acquire(m.opt.lock_path, m.opt.segments.instance);
   m.open_registry(series);
+  m.reclaim();  // what consumers of a previous run left, before anyone new registers
   for (const auto& s : series) {
     AttachInfo info;
     m.writers.push_back(SegmentWriter::open(m.opt.segments, s, &info));
@@ -267,7 +268,7 @@ Publisher::Publisher(PublisherOptions opt, const std::vector<SeriesSpec>& series
   m.notifier = std::make_unique<Notifier>(segs, waiters);
   for (std::size_t i = 0; i < m.writers.size(); ++i) m.writers[i].set_wake(m.notifier.get(), waiters[i]);
   m.heartbeat = std::thread([&m] {
-    auto next_reclaim = std::chrono::steady_clock::now();
+    auto next_reclaim = std::chrono::steady_clock::now() + 1s;
     while (!m.stop.load()) {
       for (auto& w : m.writers) w.heartbeat();
       if (std::chrono::steady_clock::now() >= next_reclaim) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "mdshm/client.hpp"
@@ -28,7 +29,10 @@ struct ShmCleanup {
     const std::string a = "mdshm." + instance + ".", b = "mdshm." + instance + "@";
     while (dirent* e = ::readdir(d)) {
       const std::string name = e->d_name;
-      if (name.rfind(a, 0) == 0 || name.rfind(b, 0) == 0) ::unlink((dir + "/" + name).c_str());
+      if (name.rfind(a, 0) == 0 || name.rfind(b, 0) == 0) {
+        std::error_code ec;  // @consumers is a directory
+        std::filesystem::remove_all(dir + "/" + name, ec);
+      }
     }
     ::closedir(d);
   }

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -101,7 +102,8 @@ inline void remove_instance_files(const std::string& instance, const std::string
     if (name.rfind(a, 0) == 0 || name.rfind(b, 0) == 0) doomed.push_back(dir + "/" + name);
   }
   ::closedir(d);
-  for (auto& p : doomed) ::unlink(p.c_str());
+  std::error_code ec;  // @consumers is a directory
+  for (auto& p : doomed) std::filesystem::remove_all(p, ec);
 }
 
 struct InstanceCleanup {

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <string>
 
 #include "mdshm/client.hpp"
@@ -23,7 +24,10 @@ struct TestInstance {
     const std::string a = "mdshm." + name + ".", b = "mdshm." + name + "@";
     while (dirent* e = ::readdir(d)) {
       const std::string f = e->d_name;
-      if (f.rfind(a, 0) == 0 || f.rfind(b, 0) == 0) ::unlink(("/dev/shm/" + f).c_str());
+      if (f.rfind(a, 0) == 0 || f.rfind(b, 0) == 0) {
+        std::error_code ec;  // @consumers is a directory
+        std::filesystem::remove_all("/dev/shm/" + f, ec);
+      }
     }
     ::closedir(d);
   }
