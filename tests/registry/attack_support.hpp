@@ -15,7 +15,6 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -24,6 +23,7 @@
 #include "mdshm/client.hpp"
 #include "mdshm/paths.hpp"
 #include "publish/publisher.hpp"
+#include "../inspector/process.hpp"  // run(), InstanceCleanup
 
 namespace mdshm::test {
 
@@ -66,24 +66,6 @@ inline void become(const Identity& who) {
   const gid_t g = who.gid;
   if (::setgroups(1, &g) != 0 || ::setgid(g) != 0 || ::setuid(who.uid) != 0) ::_exit(126);
 }
-
-inline std::string unique_instance(const char* tag) {
-  static int n = 0;
-  return std::string("treg") + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
-}
-
-// Every file and directory of an instance, on scope exit.
-struct InstanceCleanup {
-  std::string instance;
-  ~InstanceCleanup() {
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
-      const std::string n = e.path().filename().string();
-      if (n.rfind("mdshm." + instance + ".", 0) == 0 || n.rfind("mdshm." + instance + "@", 0) == 0)
-        std::filesystem::remove_all(e.path(), ec);
-    }
-  }
-};
 
 // utime + stime of a process in clock ticks.
 inline std::uint64_t cpu_ticks(pid_t pid) {
@@ -202,23 +184,6 @@ inline std::unique_ptr<Child> start_victim(const std::string& instance, const Id
     }
   });
   return c;
-}
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-};
-// Runs `cmd` through /bin/sh and captures its stdout.
-inline RunResult run(const std::string& cmd) {
-  RunResult r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) throw std::runtime_error("popen failed: " + cmd);
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = ::pclose(p);
-  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-  return r;
 }
 
 // The attacker: `args` for mdshm-registry-attacker, run as the attacker user via setpriv.

@@ -92,7 +92,7 @@ struct Scene {
 
 TEST_CASE("truncating, growing and filling registry files crashes and stalls nobody", "[attack]") {
   SKIP_UNLESS_ROOT();
-  Scene s("trunc");
+  Scene s("regtrunc");
   auto v0 = start_victim(s.inst, s.victim, s.vs, 0, "victim0");
   auto v1 = start_victim(s.inst, s.victim, s.vs, 1, "victim1");
   REQUIRE(s.victims_ready(2));
@@ -129,7 +129,7 @@ TEST_CASE("truncating, growing and filling registry files crashes and stalls nob
 
 TEST_CASE("consumer names with escape sequences are printed escaped", "[attack]") {
   SKIP_UNLESS_ROOT();
-  Scene s("ansi");
+  Scene s("regansi");
   const std::string cmd = attacker_command(s.inst, "ansi 20") + " >/dev/null 2>&1 & echo $!";
   const auto bg = run(cmd);
   const pid_t attacker_pid = static_cast<pid_t>(std::atol(bg.out.c_str()));
@@ -153,7 +153,7 @@ TEST_CASE("consumer names with escape sequences are printed escaped", "[attack]"
 
 TEST_CASE("300 forged pid-1 entries lock nobody out and are reclaimed", "[attack]") {
   SKIP_UNLESS_ROOT();
-  Scene s("pid1");
+  Scene s("regpid1");
   const auto r = run(attacker_command(s.inst, "fake-pid1 300"));
   INFO(r.out);
   REQUIRE(r.exit_code == 0);
@@ -181,7 +181,7 @@ TEST_CASE("300 forged pid-1 entries lock nobody out and are reclaimed", "[attack
 // moments leave no entry, the writer idles, and the survivors are listed exactly.
 TEST_CASE("SIGKILL of 1000 blocked readers leaves no registry entry and an idle writer", "[attack]") {
   SKIP_UNLESS_ROOT();
-  Scene s("kill");
+  Scene s("regkill");
   auto plain_reader = [&](int slot) {
     Shared* vs = s.vs;
     const std::string inst = s.inst;

@@ -1,5 +1,5 @@
-// The attacker's forgeries, written straight into the consumers directory with the record
-// layout of registry_layout.hpp (what any user can do without our client library).
+// The attacker's forgeries, written straight into the consumers directory (what any user can do
+// with or without our client library).
 #pragma once
 
 #include <fcntl.h>
@@ -9,9 +9,8 @@
 #include <cstring>
 #include <string>
 
-#include "mdshm/detail/proc.hpp"
 #include "mdshm/paths.hpp"
-#include "mdshm/registry_layout.hpp"
+#include "mdshm/registry.hpp"
 
 enum class ForgeKind {
   own,        // a well-formed record of this process (it dies with it)
@@ -22,21 +21,9 @@ enum class ForgeKind {
 inline int forge_records(const std::string& shm_dir, const std::string& inst, ForgeKind kind, int n, const char* name) {
   using namespace mdshm;
   const std::string dir = paths::consumers_dir(shm_dir, inst);
-  ConsumerRecord r{};
-  r.magic = kConsumerMagic;
-  r.major = kConsumerMajor;
-  r.record_size = kConsumerRecordSize;
-  r.layout_hash = kConsumerLayoutHash;
   const pid_t pid = kind == ForgeKind::pid1 ? 1 : ::getpid();
-  r.pid = static_cast<std::uint32_t>(pid);
-  r.start_ticks = detail::process_start_ticks(pid);
+  ConsumerRecord r = new_consumer_record(pid, inst, "eth_1m", name);
   if (r.start_ticks == 0) r.start_ticks = 1;
-  const auto boot = detail::boot_id();
-  std::memcpy(r.boot_id, boot.data(), kBootIdLen);
-  r.registered_wall_ns = detail::wall_ns();
-  std::snprintf(r.instance, sizeof r.instance, "%s", inst.c_str());
-  std::snprintf(r.series_id, sizeof r.series_id, "%s", "eth_1m");
-  std::snprintf(r.name, sizeof r.name, "%s", name);
   static int seq = 0;
   int made = 0;
   for (int i = 0; i < n; ++i) {

@@ -14,44 +14,14 @@
 #include "mdshm/client.hpp"
 #include "mdshm/paths.hpp"
 #include "publish/publisher.hpp"
+#include "../inspector/process.hpp"  // InstanceCleanup
 
 using namespace mdshm;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::string unique_instance(const char* tag) {
-  static int n = 0;
-  return std::string("tregu") + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
-}
-
-struct Cleanup {
-  std::string instance;
-  ~Cleanup() {
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
-      const std::string n = e.path().filename().string();
-      if (n.rfind("mdshm." + instance + ".", 0) == 0 || n.rfind("mdshm." + instance + "@", 0) == 0)
-        std::filesystem::remove_all(e.path(), ec);
-    }
-  }
-};
-
-ConsumerRecord good_record() {
-  ConsumerRecord r{};
-  r.magic = kConsumerMagic;
-  r.major = kConsumerMajor;
-  r.record_size = kConsumerRecordSize;
-  r.layout_hash = kConsumerLayoutHash;
-  r.pid = static_cast<std::uint32_t>(::getpid());
-  r.start_ticks = detail::process_start_ticks(::getpid());
-  const auto boot = detail::boot_id();
-  std::memcpy(r.boot_id, boot.data(), kBootIdLen);
-  std::strcpy(r.instance, "inst");
-  std::strcpy(r.series_id, "eth_1m");
-  std::strcpy(r.name, "model");
-  return r;
-}
+ConsumerRecord good_record() { return new_consumer_record(::getpid(), "inst", "eth_1m", "model"); }
 
 publish::PublisherOptions pub_opts(const std::string& inst) {
   publish::PublisherOptions o;
@@ -169,8 +139,8 @@ TEST_CASE("liveness: pid, start time, boot id and the file's owner") {
 }
 
 TEST_CASE("the writer makes the consumers directory; a subscription owns one file in it") {
-  const auto inst = unique_instance("dir");
-  Cleanup clean{inst};
+  const auto inst = mdshm::test::unique_instance("regdir");
+  mdshm::test::InstanceCleanup clean{inst};
   // A shared table left by an older version is removed.
   const std::string legacy = paths::registry("/dev/shm", inst);
   write_file(legacy, "old", 3);
@@ -216,8 +186,8 @@ TEST_CASE("the writer makes the consumers directory; a subscription owns one fil
 }
 
 TEST_CASE("reclaim: dead at once, garbage after the grace period, never the live") {
-  const auto inst = unique_instance("recl");
-  Cleanup clean{inst};
+  const auto inst = mdshm::test::unique_instance("regrecl");
+  mdshm::test::InstanceCleanup clean{inst};
   publish::Publisher pub(pub_opts(inst), {publish::SeriesSpec{"eth_1m", "ETHUSDT", 60, 64}});
   const std::string dir = paths::consumers_dir("/dev/shm", inst);
   const OpenOptions oo{inst, "/dev/shm"};

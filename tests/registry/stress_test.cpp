@@ -19,7 +19,7 @@ TEST_CASE("kill -9 of consumers at random moments: nothing left behind, registra
     WARN("skipped: " << why);
     return;
   }
-  const std::string inst = unique_instance("kill9");
+  const std::string inst = unique_instance("regkill9");
   InstanceCleanup clean{inst};
   const Identity victim = identity(kVictim);
   Shared* ws = make_shared_counters();

@@ -159,6 +159,27 @@ inline Liveness judge_record(const ConsumerRecord& r, uid_t owner, const std::ar
   return owner == real || owner == effective ? Liveness::alive : Liveness::forged;
 }
 
+// A fresh record for process `pid`: identity from /proc and the boot id, names truncated to fit
+// (NUL-terminated), counters zero.
+inline ConsumerRecord new_consumer_record(pid_t pid, std::string_view instance, std::string_view series_id,
+                                          std::string_view name) {
+  ConsumerRecord r{};
+  r.magic = kConsumerMagic;
+  r.major = kConsumerMajor;
+  r.minor = kConsumerMinor;
+  r.record_size = kConsumerRecordSize;
+  r.layout_hash = kConsumerLayoutHash;
+  r.pid = static_cast<std::uint32_t>(pid);
+  r.start_ticks = detail::process_start_ticks(pid);
+  const auto boot = detail::boot_id();
+  std::memcpy(r.boot_id, boot.data(), kBootIdLen);
+  r.registered_wall_ns = detail::wall_ns();
+  std::memcpy(r.instance, instance.data(), std::min(instance.size(), kInstanceLen - 1));
+  std::memcpy(r.series_id, series_id.data(), std::min(series_id.size(), kSeriesIdLen - 1));
+  std::memcpy(r.name, name.data(), std::min(name.size(), kConsumerNameLen - 1));
+  return r;
+}
+
 // What the inspector shows for one registered consumer. `name` is the raw bytes of the record
 // (validated NUL-terminated); print printable_name(name), never name itself.
 struct ConsumerInfo {
@@ -246,21 +267,8 @@ class Subscription {
     // replay history.
     const std::uint64_t h = sub.series_->head();
     sub.cursor_.next = h > 0 ? h - 1 : 0;
-    ConsumerRecord r{};
-    r.magic = kConsumerMagic;
-    r.major = kConsumerMajor;
-    r.minor = kConsumerMinor;
-    r.record_size = kConsumerRecordSize;
-    r.layout_hash = kConsumerLayoutHash;
-    r.pid = static_cast<std::uint32_t>(::getpid());
-    r.start_ticks = detail::process_start_ticks(::getpid());
-    const auto boot = detail::boot_id();
-    std::memcpy(r.boot_id, boot.data(), kBootIdLen);
-    r.registered_wall_ns = detail::wall_ns();
+    ConsumerRecord r = new_consumer_record(::getpid(), opt.instance, series_id, name);
     r.cursor = sub.cursor_.next;
-    std::memcpy(r.instance, opt.instance.data(), std::min(opt.instance.size(), kInstanceLen - 1));
-    std::memcpy(r.series_id, series_id.data(), std::min(series_id.size(), kSeriesIdLen - 1));
-    std::memcpy(r.name, name.data(), name.size());
     if (const auto e = sub.create_record_(r); e != Errc::ok)
       return Error{Errc::registry_unavailable, dir + ": cannot create a consumer record: " + std::strerror(errno)};
     return sub;
