@@ -32,6 +32,7 @@ struct FanoutShared {
   std::atomic<std::uint32_t> stop{0};
   std::atomic<std::uint64_t> reads{0};
   std::atomic<std::uint64_t> wakes{0};
+  std::atomic<std::uint32_t> blocked{0};  // readers inside wait(): the bench's own count
 };
 
 inline int fanout_reader(const mdshm::OpenOptions& opt, FanoutShared& sh, bool blocking) {
@@ -44,7 +45,10 @@ inline int fanout_reader(const mdshm::OpenOptions& opt, FanoutShared& sh, bool b
   sh.ready.fetch_add(1);
   while (!sh.stop.load(std::memory_order_relaxed)) {
     if (blocking) {
-      if (s->wait(seen, std::chrono::milliseconds(200)) == mdshm::WaitResult::updated) ++wakes;
+      sh.blocked.fetch_add(1);
+      const auto woke = s->wait(seen, std::chrono::milliseconds(200));
+      sh.blocked.fetch_sub(1);
+      if (woke == mdshm::WaitResult::updated) ++wakes;
     } else if (s->updates() == seen) {
       _mm_pause();
       continue;
@@ -77,10 +81,8 @@ inline void bench_fanout(const Clock& clk, int rounds, int publishes, double pac
         for (int k = 0; k < n; ++k) spawn([&] { return fanout_reader(opt, *sh, blocking); });
         if (!spin_until(clk, [&] { return sh->ready.load() == static_cast<std::uint32_t>(n); }, 20e9))
           throw std::runtime_error("readers did not start");
-        std::shared_ptr<void> keep;
-        const std::uint32_t* waiters = registry_waiters(opt, "eth_ticks", keep);
         if (blocking &&
-            !spin_until(clk, [&] { return mdshm::load_field(*waiters) == static_cast<std::uint32_t>(n); }, 20e9))
+            !spin_until(clk, [&] { return sh->blocked.load() == static_cast<std::uint32_t>(n); }, 20e9))
           throw std::runtime_error("not every reader blocked");
         auto& w = inst.writer(0);
         std::vector<double> cost;
@@ -89,7 +91,7 @@ inline void bench_fanout(const Clock& clk, int rounds, int publishes, double pac
         const int warm = publishes / 10;
         for (int i = 0; i < warm + publishes; ++i) {
           clk.spin_ns(pace_ns);
-          blocked_at_publish += i >= warm ? mdshm::load_field(*waiters) : 0;
+          blocked_at_publish += i >= warm ? sh->blocked.load(std::memory_order_relaxed) : 0;
           bar.close += 0.01;
           const std::uint64_t t0 = tsc_start();
           w.publish(bar);

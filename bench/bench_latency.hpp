@@ -34,6 +34,7 @@ struct LatencyShared {
   alignas(64) std::atomic<std::uint64_t> ack{0};
   std::atomic<std::uint64_t> negative{0};  // one-way samples < 0: the cores' TSCs disagree
   std::atomic<std::uint64_t> failures{0};
+  alignas(64) std::atomic<std::uint32_t> blocked{0};  // the reader is inside wait(): the bench's own count
   // then: std::int64_t oneway[samples]
 };
 
@@ -192,17 +193,6 @@ inline void bench_spin_visible(const Clock& clk, int rounds, int samples) {
 
 // ---- blocked reader vs raw futex ---------------------------------------------------------------------
 
-inline const std::uint32_t* registry_waiters(const mdshm::OpenOptions& opt, std::string_view series,
-                                             std::shared_ptr<void>& keep) {
-  mdshm::Errc err;
-  keep = mdshm::detail::map_registry(mdshm::registry_path(opt), false, err);
-  if (!keep) throw std::runtime_error("cannot map registry: " + std::string(mdshm::to_string(err)));
-  auto v = mdshm::registry_view(keep.get());
-  for (std::size_t i = 0; i < mdshm::kRegistrySeriesSlots; ++i)
-    if (mdshm::field_string(v.series[i].series_id, mdshm::kSeriesIdLen) == series) return &v.series[i].waiters;
-  throw std::runtime_error("series not in registry");
-}
-
 inline void bench_futex_wake(const Clock& clk, int rounds, int samples) {
   Table t("publish -> blocked reader woken (futex), beside a raw futex ping-pong, same rounds");
   const std::string raw = "raw futex: FUTEX_WAKE -> other process running";
@@ -261,7 +251,10 @@ inline void bench_futex_wake(const Clock& clk, int rounds, int samples) {
         sh->ready.store(1);
         mdshm::Bar b;
         for (int i = 0; i < warm + samples; ++i) {
-          if (s->wait(seen, std::chrono::seconds(5)) != mdshm::WaitResult::updated) return 3;
+          sh->blocked.fetch_add(1);
+          const auto woke = s->wait(seen, std::chrono::seconds(5));
+          sh->blocked.fetch_sub(1);
+          if (woke != mdshm::WaitResult::updated) return 3;
           if (s->latest(b) != mdshm::Errc::ok) sh->failures.fetch_add(1);
           const auto now = static_cast<std::int64_t>(tsc_end());
           seen = s->updates();
@@ -271,13 +264,11 @@ inline void bench_futex_wake(const Clock& clk, int rounds, int samples) {
         return 0;
       });
       pin_to_core(0);
-      std::shared_ptr<void> keep;
-      const std::uint32_t* waiters = registry_waiters(opt, "eth_ticks", keep);
       spin_until(clk, [&] { return sh->ready.load() != 0; });
       auto& w = inst.writer(0);
       std::vector<double> rtt_half, cost;
       for (int i = 0; i < warm + samples; ++i) {
-        if (!spin_until(clk, [&] { return mdshm::load_field(*waiters, std::memory_order_acquire) != 0; }))
+        if (!spin_until(clk, [&] { return sh->blocked.load(std::memory_order_acquire) != 0; }))
           throw std::runtime_error("blocked reader never announced its wait");
         clk.spin_ns(gap(rng));  // announced; now let it reach FUTEX_WAIT
         bar.close += 0.01;

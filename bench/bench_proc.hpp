@@ -21,6 +21,7 @@
 #include <memory>
 #include <new>
 #include <stdexcept>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -190,7 +191,8 @@ inline void remove_instance_files(const std::string& instance) {
       if (n.rfind(seg, 0) == 0 || n.rfind(other, 0) == 0) doomed.push_back(std::string(kShmDir) + "/" + n);
     }
     ::closedir(d);
-    for (const auto& p : doomed) ::unlink(p.c_str());
+    std::error_code ec;  // @consumers is a directory
+    for (const auto& p : doomed) std::filesystem::remove_all(p, ec);
   }
 }
 
