@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <random>
@@ -238,4 +239,65 @@ TEST_CASE("SIGKILL of 1000 blocked readers leaves no registry entry and an idle 
   }));
   for (auto& c : survivors) CHECK(c->running());
   REQUIRE(s.writer->running());
+}
+
+// The same attacks against the real daemon binary (synthetic source): it keeps publishing.
+TEST_CASE("mdshmd itself survives the registry attacks and keeps publishing", "[attack]") {
+  SKIP_UNLESS_ROOT();
+  const std::string exe = std::string(MDSHM_BIN_DIR) + "/mdshmd";
+  if (::access(exe.c_str(), X_OK) != 0) {
+    WARN("skipped: " << exe << " not built");
+    return;
+  }
+  const std::string inst = unique_instance("regmdshmd");
+  InstanceCleanup clean{inst};
+  const Identity victim = identity(kVictim);
+  const std::string cfg = "/tmp/" + inst + ".toml";
+  {
+    std::FILE* f = std::fopen(cfg.c_str(), "w");
+    REQUIRE(f);
+    std::fprintf(f,
+                 "[daemon]\ninstance = \"%s\"\nlog_level = \"info\"\n[shm]\nmode = \"0640\"\ngroup = \"%s\"\n"
+                 "[source]\nkind = \"synthetic\"\n[source.synthetic]\nrate = 200\nseed = 5\n"
+                 "start_prices = { ETHUSDT = 1900.0 }\n[binance]\nbackfill = false\n[metrics]\nlisten = \"\"\n"
+                 "[[series]]\nid = \"eth_1m\"\nsymbol = \"ETHUSDT\"\ninterval = \"1m\"\ncapacity = 256\nbackfill = false\n",
+                 inst.c_str(), kGroup);
+    std::fclose(f);
+  }
+  Child daemon([&] {
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::execl(exe.c_str(), exe.c_str(), "--config", cfg.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  });
+  const OpenOptions oo{inst, "/dev/shm"};
+  REQUIRE(eventually([&] { return Series::open("eth_1m", oo).ok() && dir_entries(inst) == 0; }, 20000ms));
+  Shared* vs = make_shared_counters();
+  auto v = start_victim(inst, victim, vs, 0, "victim");
+  REQUIRE(eventually([&] { return vs->ready.load() == 1; }));
+  auto updates = [&] {
+    auto s = Series::open("eth_1m", oo);
+    return s ? s->updates() : 0;
+  };
+  for (const char* attack : {"abuse 2", "fake-pid1 300", "ansi 1"}) {
+    const auto r = run(attacker_command(inst, attack));
+    INFO(attack << ": " << r.out);
+    CHECK(value_of(r.out, "others_modified") <= 0);
+  }
+  const auto u0 = updates();
+  const bool up[] = {daemon.running(), v->running()};
+  INFO("mdshmd: " << daemon.how_it_ended() << ", victim: " << v->how_it_ended());
+  REQUIRE(up[0]);
+  REQUIRE(up[1]);
+  CHECK(eventually([&] { return updates() > u0 + 5; }));  // still publishing
+  CHECK(eventually([&] {
+    const auto cs = consumers(inst);
+    return cs.size() == 1 && cs[0].name == "victim";  // fakes and debris reclaimed, the victim kept
+  }));
+  const long p = vs->progress[0].load();
+  CHECK(eventually([&] { return vs->progress[0].load() > p; }));
+  daemon.kill(SIGTERM);
+  ::munmap(vs, sizeof(Shared));
+  ::unlink(cfg.c_str());
 }
