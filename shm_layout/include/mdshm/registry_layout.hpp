@@ -56,7 +56,7 @@ inline constexpr unsigned kRecordMode = 0644;
 inline constexpr std::size_t kMaxConsumerFiles = 4096;       // entries looked at per pass
 inline constexpr std::size_t kMaxRecordsPerProcess = 64;     // records one live process may hold
 inline constexpr std::int64_t kInvalidRecordGraceSec = 2;    // a record being written is briefly invalid
-inline constexpr std::size_t kSeriesManifestMax = 64 * kSeriesIdLen;  // bytes read of .series
+inline constexpr std::size_t kSeriesManifestMax = 1024 * kSeriesIdLen;  // bytes read of .series (32 KiB)
 
 // ---------------------------------------------------------------------------------------------
 // The record (192 bytes, little-endian, 8-byte fields 8-aligned). Offsets are named constants
