@@ -33,6 +33,7 @@ struct FanoutShared {
   std::atomic<std::uint32_t> stop{0};
   std::atomic<std::uint64_t> reads{0};
   std::atomic<std::uint64_t> wakes{0};
+  std::atomic<std::uint32_t> blocked{0};  // readers inside wait(): the bench's own count
 };
 
 inline int fanout_reader(const mdshm::OpenOptions& opt, FanoutShared& sh, bool blocking) {

@@ -34,6 +34,7 @@ struct LatencyShared {
   alignas(64) std::atomic<std::uint64_t> ack{0};
   std::atomic<std::uint64_t> negative{0};  // one-way samples < 0: the cores' TSCs disagree
   std::atomic<std::uint64_t> failures{0};
+  alignas(64) std::atomic<std::uint32_t> blocked{0};  // the reader is inside wait(): the bench's own count
   // then: std::int64_t oneway[samples]
 };
 

@@ -22,6 +22,7 @@
 #include <memory>
 #include <new>
 #include <stdexcept>
+#include <filesystem>
 #include <string>
 #include <vector>
 

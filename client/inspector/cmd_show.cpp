@@ -20,8 +20,20 @@ std::string latency_text(std::optional<std::uint64_t> ns) {
   return ns ? fmt::format("<= {:.1f} us", static_cast<double>(*ns) / 1000.0) : "-";
 }
 
+// Consumer names are whatever bytes a record's owner wrote: only printable_name() reaches the
+// terminal or the JSON.
+std::string_view alive_text(Liveness l) {
+  switch (l) {
+    case Liveness::alive: return "yes";
+    case Liveness::unknown: return "?";
+    case Liveness::dead: return "no";
+    case Liveness::forged: return "forged";
+  }
+  return "?";
+}
+
 void print_text(const Segment& seg, Series& s, const Status& st, const std::vector<ConsumerRow>& consumers,
-                Errc registry) {
+                Errc registry, const ConsumerListing& listing) {
   const SegmentHeader& h = s.header();
   fmt::print("series       {} ({}, {})\n", seg.series, st.symbol, interval_name(st.interval_s));
   fmt::print("file         {}\n", seg.path);
@@ -55,19 +67,22 @@ void print_text(const Segment& seg, Series& s, const Status& st, const std::vect
     fmt::print("consumers    registry unavailable: {}\n", to_string(registry));
     return;
   }
-  fmt::print("consumers    {}\n", consumers.size());
+  fmt::print("consumers    {}", consumers.size());
+  if (listing.invalid) fmt::print(" ({} invalid entries in the registry ignored)", listing.invalid);
+  if (!listing.complete) fmt::print(" (registry holds more than {} entries: not all looked at)", kMaxConsumerFiles);
+  fmt::print("\n");
   if (consumers.empty()) return;
-  fmt::print("  {:<24} {:>8} {:<5} {:>10} {:>8} {:>10} {:>8} {:<7} {}\n", "NAME", "PID", "ALIVE", "CURSOR", "LAG",
-             "READS", "LAPPED", "WAITING", "LAST READ");
+  fmt::print("  {:<24} {:>8} {:>6} {:<6} {:>10} {:>8} {:>10} {:>8} {:<7} {}\n", "NAME", "PID", "UID", "ALIVE", "CURSOR",
+             "LAG", "READS", "LAPPED", "WAITING", "LAST READ");
   for (const auto& c : consumers)
-    fmt::print("  {:<24} {:>8} {:<5} {:>10} {:>8} {:>10} {:>8} {:<7} {}\n", c.info.name, c.info.pid,
-               c.info.alive ? "yes" : "no", c.info.cursor, c.lag, c.info.reads, c.info.lapped,
-               c.info.waiting ? "yes" : "no",
+    fmt::print("  {:<24} {:>8} {:>6} {:<6} {:>10} {:>8} {:>10} {:>8} {:<7} {}\n", printable_name(c.info.name),
+               c.info.pid, c.info.owner, alive_text(c.info.liveness), c.info.cursor, c.lag, c.info.reads,
+               c.info.lapped, c.info.waiting ? "yes" : "no",
                c.info.last_read_wall_ns ? iso_time_ns(c.info.last_read_wall_ns) : std::string("never"));
 }
 
 void print_json(const Segment& seg, Series& s, const Status& st, const std::vector<ConsumerRow>& consumers,
-                Errc registry) {
+                Errc registry, const ConsumerListing& listing) {
   const SegmentHeader& h = s.header();
   JsonWriter j;
   j.begin_object().field("series", seg.series).field("file", seg.path).field("compatible", true);
@@ -105,9 +120,11 @@ void print_json(const Segment& seg, Series& s, const Status& st, const std::vect
   for (std::size_t b = 0; b < kLatencyBuckets; ++b) j.value(load_field(h.latency_hist[b]));
   j.end_array().end_object();
   j.field("registry", registry == Errc::ok ? std::string("ok") : std::string(to_string(registry)));
+  j.field("registry_invalid_entries", listing.invalid).field("registry_complete", listing.complete);
   j.key("consumers").begin_array();
   for (const auto& c : consumers) {
-    j.begin_object().field("name", c.info.name).field("pid", static_cast<std::int64_t>(c.info.pid));
+    j.begin_object().field("name", printable_name(c.info.name)).field("pid", static_cast<std::int64_t>(c.info.pid));
+    j.field("uid", static_cast<std::int64_t>(c.info.owner)).field("liveness", std::string(to_string(c.info.liveness)));
     j.field("alive", c.info.alive).field("cursor", c.info.cursor).field("lag", c.lag).field("reads", c.info.reads);
     j.field("lapped", c.info.lapped).field("waiting", c.info.waiting);
     j.field("last_read_wall_ns", c.info.last_read_wall_ns).end_object();
@@ -123,9 +140,10 @@ int run_show(const Options& o, const std::string& series) {
   if (!seg.handle) return report_unopened(o, seg);
   const Status st = status_of(*seg.handle);
   Errc registry = Errc::ok;
-  const auto consumers = consumers_of(o.open, seg.series, st.head, &registry);
-  if (o.json) print_json(seg, *seg.handle, st, consumers, registry);
-  else print_text(seg, *seg.handle, st, consumers, registry);
+  ConsumerListing listing;
+  const auto consumers = consumers_of(o.open, seg.series, st.head, &registry, &listing);
+  if (o.json) print_json(seg, *seg.handle, st, consumers, registry, listing);
+  else print_text(seg, *seg.handle, st, consumers, registry, listing);
   return 0;
 }
 

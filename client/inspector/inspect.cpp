@@ -1,6 +1,8 @@
 #include "inspect.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -93,16 +95,22 @@ Segment open_segment(const OpenOptions& opt, std::string_view series) {
 }
 
 std::vector<std::string> registered_series(const OpenOptions& opt) {
+  // The daemon's manifest in the consumers directory: bounded read, every line validated.
   std::vector<std::string> out;
-  Errc err;
-  auto m = detail::map_registry(registry_path(opt), false, err);
-  if (!m) return out;
-  const auto v = registry_view(m.get());
-  for (std::size_t i = 0; i < kRegistrySeriesSlots; ++i) {
-    char id[kSeriesIdLen];
-    for (std::size_t k = 0; k < kSeriesIdLen; ++k) id[k] = load_field(v.series[i].series_id[k]);
-    const auto s = field_string(id, kSeriesIdLen);
-    if (valid_series_id(s)) out.emplace_back(s);
+  const std::string path = consumers_dir(opt) + "/" + std::string(kSeriesManifestName);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return out;
+  struct stat st {};
+  std::string text(kSeriesManifestMax, '\0');
+  const ssize_t n = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? ::pread(fd, text.data(), text.size(), 0) : -1;
+  ::close(fd);
+  text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const std::size_t end = std::min(text.find('\n', pos), text.size());
+    const std::string_view id(text.data() + pos, end - pos);
+    if (valid_series_id(id)) out.emplace_back(id);
+    pos = end + 1;
   }
   return out;
 }
@@ -191,13 +199,17 @@ Health worst(const std::vector<Problem>& ps) {
 }
 
 std::vector<ConsumerRow> consumers_of(const OpenOptions& opt, std::string_view series, std::uint64_t head,
-                                      Errc* registry_error) {
-  std::vector<ConsumerInfo> all;
+                                      Errc* registry_error, ConsumerListing* listing) {
+  ConsumerListing all;
   const Errc e = list_consumers(opt, all);
   if (registry_error) *registry_error = e;
   std::vector<ConsumerRow> out;
-  for (auto& c : all)
+  for (auto& c : all.consumers)
     if (c.series_id == series) out.push_back({c, head > c.cursor ? head - c.cursor : 0});
+  if (listing) {
+    listing->invalid = all.invalid;
+    listing->complete = all.complete;
+  }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.info.name < b.info.name; });
   return out;
 }

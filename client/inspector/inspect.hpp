@@ -32,7 +32,7 @@ struct Segment {
 std::vector<Segment> scan(const OpenOptions& opt);
 // One series by name; error not_found if there is no file.
 Segment open_segment(const OpenOptions& opt, std::string_view series);
-// Series ids the writer registered in the instance's consumer registry (empty if none).
+// Series ids the writer publishes, from its manifest in the consumers directory (empty if none).
 std::vector<std::string> registered_series(const OpenOptions& opt);
 
 // A consistent-enough snapshot of one compatible segment for display.
@@ -68,13 +68,14 @@ struct Problem {
 void judge(const Segment& seg, const Status* st, double max_age_s, std::int64_t now_ms, std::vector<Problem>& out);
 Health worst(const std::vector<Problem>& ps);
 
-// Consumers of one series, with lag = head - cursor.
+// Consumers of one series, with lag = head - cursor, sorted by name. `listing` (optional) gets
+// the whole directory's counts: invalid entries, whether every entry was looked at.
 struct ConsumerRow {
   ConsumerInfo info;
   std::uint64_t lag = 0;
 };
 std::vector<ConsumerRow> consumers_of(const OpenOptions& opt, std::string_view series, std::uint64_t head,
-                                      Errc* registry_error = nullptr);
+                                      Errc* registry_error = nullptr, ConsumerListing* listing = nullptr);
 
 // ---- formatting ----------------------------------------------------------------------------
 std::string iso_time_ms(std::int64_t ms);   // 2022-08-14T00:01:00Z (".123" when not whole seconds)

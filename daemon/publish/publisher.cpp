@@ -9,14 +9,16 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <system_error>
 #include <thread>
 
 #include "mdshm/paths.hpp"
 #include "mdshm/platform/proc.hpp"
-#include "mdshm/registry_layout.hpp"
+#include "mdshm/registry.hpp"
 #include "publish/instance_dir.hpp"
 #include "publish/writer_lock.hpp"
 
@@ -37,9 +39,8 @@ struct Publisher::Impl {
   WriterLock lock;
   std::vector<SegmentWriter> writers;
   std::vector<AttachInfo> info;
-  std::string registry_path;
-  void* registry = nullptr;
-  RegistryView reg{};
+  std::string consumers_dir;
+  int consumers_fd = -1;  // -1: no registry (the directory could not be made ours); publishing goes on
   std::thread heartbeat;
   std::atomic<bool> stop{false};
 
@@ -48,97 +49,113 @@ struct Publisher::Impl {
   }
 
   void open_registry(const std::vector<SeriesSpec>& series);
+  void write_series_manifest(const std::vector<SeriesSpec>& series) const;
   std::size_t reclaim();
 };
 
+namespace {
+std::string fmt_mode(mode_t m) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
+  return buf;
+}
+}  // namespace
+
+// The consumers directory: ours, sticky and setgid, group-writable when the segments are
+// group-readable (registry_layout.hpp explains the protocol). Never fatal: without it consumers
+// cannot register, but the market data is unaffected.
 void Publisher::Impl::open_registry(const std::vector<SeriesSpec>& series) {
-  registry_path = paths::registry(opt.segments.shm_dir, opt.segments.instance);
-  // Consumers write the registry (their slot, waiter counts): group-writable when group-readable.
-  mode_t mode = opt.segments.mode;
-  if (mode & 0040) mode |= 0020;
-  mode &= ~mode_t{0002};
-  int fd = ::open(registry_path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-  bool fresh = false;
-  if (fd >= 0) {
-    struct stat st {};
-    ::fstat(fd, &st);
-    void* p = ::mmap(nullptr, kRegistrySize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    const bool ok = p != MAP_FAILED && registry_valid(p, static_cast<std::uint64_t>(st.st_size));
-    if (p != MAP_FAILED) ::munmap(p, kRegistrySize);
-    if (!ok) {
-      ::close(fd);
-      ::unlink(registry_path.c_str());
-      log(LogLevel::warn, "registry " + registry_path + " incompatible or damaged: replaced");
-      fd = -1;
-    }
+  const SegmentOptions& so = opt.segments;
+  consumers_dir = paths::consumers_dir(so.shm_dir, so.instance);
+  // The shared table of layout 1 is gone: remove ours if a previous version left one.
+  const std::string legacy = paths::registry(so.shm_dir, so.instance);
+  struct stat lst {};
+  if (::lstat(legacy.c_str(), &lst) == 0 && lst.st_uid == ::geteuid() && ::unlink(legacy.c_str()) == 0)
+    log(LogLevel::info, "removed the old shared registry " + legacy + " (consumers now have one file each)");
+
+  mode_t mode = kConsumersDirBaseMode;
+  if (so.mode & 0040) mode |= 0070;
+  if (so.mode & 0004) mode |= 0005;
+  if (::mkdir(consumers_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    log(LogLevel::error, consumers_dir + ": mkdir: " + std::strerror(errno) + "; consumers cannot register");
+    return;
   }
-  if (fd < 0) {
-    const std::string tmp = registry_path + ".new";
-    ::unlink(tmp.c_str());
-    fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) throw std::runtime_error(tmp + ": create registry: " + std::strerror(errno));
-    ::fchmod(fd, mode);
-    if (opt.segments.group != static_cast<gid_t>(-1)) (void)::fchown(fd, static_cast<uid_t>(-1), opt.segments.group);
-    if (const int e = ::posix_fallocate(fd, 0, kRegistrySize); e != 0) {
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw std::runtime_error(tmp + ": reserve registry: " + std::strerror(e));
-    }
-    if (::rename(tmp.c_str(), registry_path.c_str()) != 0)
-      throw std::runtime_error(registry_path + ": rename: " + std::strerror(errno));
-    fresh = true;
-  } else {
-    ::fchmod(fd, mode);
+  const int fd = ::open(consumers_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_uid != ::geteuid()) {
+    struct stat who {};
+    const bool known = ::lstat(consumers_dir.c_str(), &who) == 0;
+    log(LogLevel::error, consumers_dir + ": not a directory of ours (" +
+                             (known ? "owner uid " + std::to_string(who.st_uid) + ", mode " +
+                                          fmt_mode(who.st_mode)
+                                    : std::string(std::strerror(errno))) +
+                             "); consumers cannot register until it is removed");
+    if (fd >= 0) ::close(fd);
+    return;
   }
-  registry = ::mmap(nullptr, kRegistrySize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  ::close(fd);
-  if (registry == MAP_FAILED) throw std::runtime_error(registry_path + ": mmap: " + std::strerror(errno));
-  reg = registry_view(registry);
-  RegistryHeader& h = *reg.header;
-  if (fresh) {
-    h.magic = kRegistryMagic;
-    h.major = kRegistryMajor;
-    h.minor = kRegistryMinor;
-    h.layout_hash = kRegistryHash;
-    h.series_slots = kRegistrySeriesSlots;
-    h.consumer_slots = kRegistryConsumerSlots;
-    std::strncpy(h.instance, opt.segments.instance.c_str(), kInstanceLen - 1);
-  }
-  aref(h.writer_pid).store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
-  aref(h.generation).fetch_add(1, std::memory_order_relaxed);
-  // Register our series names (keeping entries, and waiter counts, of a previous run).
-  for (const auto& s : series) {
-    RegistrySeries* free_slot = nullptr;
-    bool found = false;
-    for (std::size_t i = 0; i < kRegistrySeriesSlots && !found; ++i) {
-      auto& e = reg.series[i];
-      if (field_string(e.series_id, kSeriesIdLen) == s.id) found = true;
-      else if (!free_slot && e.series_id[0] == '\0') free_slot = &e;
-    }
-    if (!found) {
-      if (!free_slot) throw std::runtime_error(registry_path + ": series table full");
-      std::strncpy(free_slot->series_id, s.id.c_str(), kSeriesIdLen - 1);
-    }
-  }
-  aref(h.state).store(static_cast<std::uint32_t>(SegmentState::ready), std::memory_order_release);
+  if (so.group != static_cast<gid_t>(-1) && st.st_gid != so.group && ::fchown(fd, static_cast<uid_t>(-1), so.group) != 0)
+    log(LogLevel::warn, consumers_dir + ": chgrp: " + std::strerror(errno));
+  if ((st.st_mode & 07777) != mode && ::fchmod(fd, mode) != 0)
+    log(LogLevel::warn, consumers_dir + ": chmod: " + std::strerror(errno));
+  consumers_fd = fd;
+  write_series_manifest(series);
 }
 
-std::size_t Publisher::Impl::reclaim() {
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < kRegistryConsumerSlots; ++i) {
-    ConsumerSlot& c = reg.consumers[i];
-    const std::uint32_t pid = aref(c.pid).load(std::memory_order_acquire);
-    if (pid == 0) continue;
-    if (platform::process_state(static_cast<pid_t>(pid), load_field(c.start_ticks)) != platform::ProcessState::dead)
-      continue;
-    // The owner is dead and cannot touch the slot any more: give back its waiter counts, then
-    // free the slot (CAS, in case another reclaimer got there first).
-    std::uint32_t expected = pid;
-    const std::uint64_t waiting = aref(c.waiting).exchange(0, std::memory_order_acq_rel);
-    for (std::size_t b = 0; b < kRegistrySeriesSlots; ++b)
-      if (waiting & (1ULL << b)) aref(reg.series[b].waiters).fetch_sub(1, std::memory_order_acq_rel);
-    if (aref(c.pid).compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) ++n;
+// ".series": the series this daemon publishes, so that `mdshm check` can report a deleted segment
+// as missing. Ours alone (0644 in a sticky directory): no consumer can change it.
+void Publisher::Impl::write_series_manifest(const std::vector<SeriesSpec>& series) const {
+  const std::string tmp = std::string(kSeriesManifestName) + ".new";
+  ::unlinkat(consumers_fd, tmp.c_str(), 0);
+  const int fd = ::openat(consumers_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    log(LogLevel::warn, consumers_dir + "/" + tmp + ": " + std::strerror(errno));
+    return;
   }
+  std::string text;
+  for (const auto& s : series) text += s.id + "\n";
+  const bool ok = ::fchmod(fd, 0644) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  if (!ok || ::renameat(consumers_fd, tmp.c_str(), consumers_fd, std::string(kSeriesManifestName).c_str()) != 0) {
+    log(LogLevel::warn, consumers_dir + "/" + std::string(kSeriesManifestName) + ": " + std::strerror(errno));
+    ::unlinkat(consumers_fd, tmp.c_str(), 0);
+  }
+}
+
+// One pass over the consumers directory: removes what no live consumer owns. Reads at most
+// kMaxConsumerFiles entries with pread (never mmap: their owners may truncate them any time).
+std::size_t Publisher::Impl::reclaim() {
+  if (consumers_fd < 0) return 0;
+  const auto boot = platform::boot_id();
+  const auto now_s = static_cast<std::int64_t>(platform::wall_ns() / 1'000'000'000ULL);
+  std::map<std::uint32_t, std::size_t> per_process;
+  std::size_t dead = 0, forged = 0, invalid = 0, other = 0;
+  auto remove = [this](const RecordEntry& e, std::size_t& counter) {
+    if (::unlinkat(consumers_fd, e.file.c_str(), 0) == 0 ||
+        (errno == EISDIR && ::unlinkat(consumers_fd, e.file.c_str(), AT_REMOVEDIR) == 0))
+      ++counter;
+  };
+  detail::for_each_record(consumers_fd, [&](const RecordEntry& e) {
+    if (e.file == std::string(kSeriesManifestName) + ".new") return;
+    if (!e.regular) return remove(e, other);
+    if (e.problem != RecordProblem::none ||
+        field_string(e.record.instance, kInstanceLen) != opt.segments.instance) {
+      if (now_s - e.ctime_s >= kInvalidRecordGraceSec) remove(e, invalid);
+      return;
+    }
+    switch (judge_record(e.record, e.owner, boot)) {
+      case Liveness::dead: return remove(e, dead);
+      case Liveness::forged: return remove(e, forged);
+      case Liveness::alive:
+      case Liveness::unknown:
+        if (++per_process[e.record.pid] > kMaxRecordsPerProcess) remove(e, other);
+        return;
+    }
+  });
+  const std::size_t n = dead + forged + invalid + other;
+  if (n > 0)
+    log(LogLevel::info, "consumer registry: removed " + std::to_string(n) + " record(s): " + std::to_string(dead) +
+                            " dead, " + std::to_string(forged) + " forged, " + std::to_string(invalid) +
+                            " invalid, " + std::to_string(other) + " other");
   return n;
 }
 
@@ -158,6 +175,7 @@ Publisher::Publisher(PublisherOptions opt, const std::vector<SeriesSpec>& series
   for (const auto& n : notes)
     if (!n.empty()) m.log(LogLevel::warn, n);
   m.open_registry(series);
+  m.reclaim();  // what consumers of a previous run left, before anyone new registers
   for (const auto& s : series) {
     AttachInfo info;
     m.writers.push_back(SegmentWriter::open(m.opt.segments, s, &info));
@@ -176,7 +194,7 @@ Publisher::Publisher(PublisherOptions opt, const std::vector<SeriesSpec>& series
     m.info.push_back(info);
   }
   m.heartbeat = std::thread([&m] {
-    auto next_reclaim = std::chrono::steady_clock::now();
+    auto next_reclaim = std::chrono::steady_clock::now() + 1s;
     while (!m.stop.load()) {
       for (auto& w : m.writers) {
         w.heartbeat();
@@ -185,7 +203,7 @@ Publisher::Publisher(PublisherOptions opt, const std::vector<SeriesSpec>& series
         w.wake_readers();
       }
       if (std::chrono::steady_clock::now() >= next_reclaim) {
-        if (const auto n = m.reclaim(); n > 0) m.log(LogLevel::info, "reclaimed " + std::to_string(n) + " dead consumer(s)");
+        m.reclaim();
         next_reclaim += 1s;
       }
       std::this_thread::sleep_for(50ms);
@@ -198,7 +216,7 @@ Publisher::~Publisher() {
   m.stop.store(true);
   if (m.heartbeat.joinable()) m.heartbeat.join();
   for (auto& w : m.writers) w.wake_readers();
-  if (m.registry && m.registry != MAP_FAILED) ::munmap(m.registry, kRegistrySize);
+  if (m.consumers_fd >= 0) ::close(m.consumers_fd);
 }
 
 std::size_t Publisher::size() const { return impl_->writers.size(); }
@@ -209,7 +227,7 @@ SegmentWriter* Publisher::find(std::string_view id) {
   return nullptr;
 }
 const std::vector<AttachInfo>& Publisher::attach_info() const { return impl_->info; }
-std::string Publisher::registry_path() const { return impl_->registry_path; }
+std::string Publisher::consumers_dir() const { return impl_->consumers_dir; }
 std::size_t Publisher::reclaim_dead_consumers() { return impl_->reclaim(); }
 std::size_t Publisher::wake_readers() {
   std::size_t n = 0;

@@ -40,9 +40,10 @@ class Publisher {
   SegmentWriter& at(std::size_t i);
   SegmentWriter* find(std::string_view series_id);
   const std::vector<AttachInfo>& attach_info() const;
-  std::string registry_path() const;
+  std::string consumers_dir() const;  // the consumer registry (registry_layout.hpp)
 
-  // Reclaims registry slots of dead consumers; the heartbeat thread calls it every second.
+  // Removes records of dead, forged or invalid consumers; the heartbeat thread calls it every
+  // second. Returns how many it removed.
   std::size_t reclaim_dead_consumers();
 
   // SegmentWriter::wake_readers() for every series: call once after each batch of publishes

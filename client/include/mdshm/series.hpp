@@ -63,7 +63,6 @@ struct OpenOptions {
 inline std::string series_path(const OpenOptions& o, std::string_view series_id) {
   return paths::segment(o.shm_dir, o.instance, series_id);
 }
-inline std::string registry_path(const OpenOptions& o) { return paths::registry(o.shm_dir, o.instance); }
 
 enum class WriterState { alive, stalled, dead };
 inline std::string_view to_string(WriterState w) {
