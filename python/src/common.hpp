@@ -21,13 +21,16 @@ namespace mdshm::python {
 namespace py = pybind11;
 
 // ---- errors ------------------------------------------------------------------------------------
-inline constexpr std::array<const char*, 23> kErrcNames = {
-    "ok",           "not_found",   "permission_denied", "io_error",        "too_small", "bad_magic",
-    "version_mismatch", "hash_mismatch", "arch_mismatch", "bad_geometry",   "truncated", "bad_names",
-    "not_ready",    "retired",     "empty",             "not_held",        "lapped",    "contended",
-    "timeout",      "writer_dead", "registry_unavailable", "registry_full", "invalid_argument"};
-static_assert(kErrcNames.size() == static_cast<std::size_t>(Errc::invalid_argument) + 1,
+// In the order of the enum (result.hpp); the static_assert catches an enum that grew.
+inline constexpr std::array<const char*, 28> kErrcNames = {
+    "ok",           "not_found",     "permission_denied", "io_error",     "too_small",  "bad_magic",
+    "version_mismatch", "hash_mismatch", "arch_mismatch", "bad_geometry", "truncated",  "bad_names",
+    "not_ready",    "retired",       "bad_state",         "name_mismatch", "empty",     "not_held",
+    "lapped",       "contended",     "corrupt",           "timeout",      "writer_dead", "registry_unavailable",
+    "registry_full", "invalid_argument", "symlink_refused", "untrusted_owner"};
+static_assert(kErrcNames.size() == static_cast<std::size_t>(Errc::untrusted_owner) + 1,
               "one exception class per Errc: extend kErrcNames with the enum");
+static_assert(static_cast<std::size_t>(Errc::corrupt) == 20 && static_cast<std::size_t>(Errc::name_mismatch) == 15);
 
 inline PyObject* g_base_error = nullptr;
 inline std::array<PyObject*, kErrcNames.size()> g_errors{};

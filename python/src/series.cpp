@@ -222,7 +222,7 @@ class PySubscription {
 
 py::list consumers(const std::string& instance, const std::string& shm_dir) {
   std::vector<ConsumerInfo> list;
-  check(list_consumers(OpenOptions{instance, shm_dir}, list), registry_path(OpenOptions{instance, shm_dir}));
+  check(list_consumers(OpenOptions{instance, shm_dir}, list), consumers_dir(OpenOptions{instance, shm_dir}));
   py::list out;
   for (const auto& c : list) {
     py::dict d;
