@@ -22,6 +22,7 @@
 #include "store/history_store.hpp"
 #include "publish/publisher.hpp"
 #include "source/synthetic.hpp"
+#include "app/preflight.hpp"
 #include "app/reload.hpp"
 #include "metrics/exposition.hpp"
 #include "metrics/http_exporter.hpp"
@@ -404,6 +405,9 @@ int run_main(int argc, char** argv) {
     if (valid_instance(instance)) result.config.daemon.instance = instance;
     else result.errors.push_back({"--instance", 0, "invalid instance name '" + instance + "' (1-31 of [A-Za-z0-9_-])"});
   }
+  // The machine's side (directories, group, address, space): the same for --check-config and start-up.
+  if (result.ok())
+    for (auto& e : preflight(result.config)) result.errors.push_back(std::move(e));
   if (!result.ok()) {
     for (const auto& e : result.errors) std::cerr << e.to_string(config_path) << "\n";
     std::cerr << config_path << ": " << result.errors.size() << " problem(s); not started\n";
