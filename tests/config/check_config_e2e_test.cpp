@@ -11,27 +11,18 @@
 #include <fstream>
 #include <string>
 
+#include "../inspector/process.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
 
+using Run = mdshm::test::RunResult;
+
 const std::string kDaemon = std::string(MDSHM_BIN_DIR) + "/mdshmd";
 
-struct Run {
-  int exit_code = -1;
-  std::string out;
-};
-
-Run run(const std::string& cmd) {
-  Run r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p);
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) r.out.append(buf, n);
-  const int st = ::pclose(p);
-  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+// Runs through /bin/sh with stderr merged: what an operator sees.
+Run run(const std::string& cmd) { return mdshm::test::run(cmd, true); }
 
 struct Scratch {
   std::string instance = "cfgchk_" + std::to_string(::getpid());

@@ -25,6 +25,8 @@
 #include "mdshm/client.hpp"
 #include "store/history_store.hpp"
 
+#include "../inspector/process.hpp"
+
 extern char** environ;
 
 namespace fs = std::filesystem;
@@ -32,6 +34,8 @@ using namespace std::chrono_literals;
 using namespace mdshm;
 
 namespace {
+
+using Run = mdshm::test::RunResult;
 
 const std::string kBin = MDSHM_BIN_DIR;
 
@@ -44,21 +48,8 @@ bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds timeo
   return cond();
 }
 
-struct Run {
-  int exit_code = -1;
-  std::string out;
-};
-
-Run run(const std::string& cmd) {
-  Run r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p);
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) r.out.append(buf, n);
-  const int st = ::pclose(p);
-  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+// Runs through /bin/sh with stderr merged: what an operator sees.
+Run run(const std::string& cmd) { return mdshm::test::run(cmd, true); }
 
 struct Setup {
   std::string instance = "e2e_storefault_" + std::to_string(::getpid());

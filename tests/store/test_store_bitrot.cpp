@@ -19,14 +19,6 @@ constexpr std::size_t H = kFileHeaderSize;
 constexpr std::size_t R = kStoreRecordSize;
 constexpr std::int64_t M = 60'000;
 
-std::string make_store_bytes(const std::string& dir, int bars) {
-  {
-    auto s = HistoryStore::open(options(dir));
-    append_range(s, 0, bars);
-  }
-  return read_file(store_path(dir, "test", "eth_1m"));
-}
-
 void flip(std::string& bytes, std::size_t bit) { bytes[bit / 8] = static_cast<char>(bytes[bit / 8] ^ (1 << (bit % 8))); }
 
 std::vector<fs::path> damaged_copies(const std::string& dir) {
