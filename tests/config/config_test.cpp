@@ -268,3 +268,13 @@ TEST_CASE("more series than the registry holds are refused by the config check")
     CHECK(r.errors[0].message == std::to_string(n) + " series configured; at most 64 per instance");
   }
 }
+
+TEST_CASE("nan, infinite, negative and absurd durations are errors naming key and line") {
+  for (const char* v : {"nan", "inf", "-inf", "-1.0", "0.0", "1e300"}) {
+    INFO("watchdog_s = " << v);
+    const auto r = parse_config(std::string("[binance]\nwatchdog_s = ") + v + "\n");
+    CHECK(has_error(r, "binance.watchdog_s", 2));
+  }
+  CHECK(has_error(parse_config("[store]\nfsync_interval_ms = -5\n"), "store.fsync_interval_ms", 2));
+  CHECK(has_error(parse_config("[binance]\nrepair_hold_s = nan\n"), "binance.repair_hold_s", 2));
+}
