@@ -130,9 +130,14 @@ HistoryStore HistoryStore::open(const StoreOptions& opt) {
     const std::uint64_t bad = loaded.corrupt_skipped + loaded.trailing_invalid;
     s.stats_.corrupt_skipped = bad;
     s.health_.corrupt_records = bad;
-    const std::string aside = s.path_ + ".damaged-" + std::to_string(wall_ns() / 1'000'000'000);
-    // A hard link first: there is a store file at path_ at every moment, old or salvaged.
-    if (::link(s.path_.c_str(), aside.c_str()) != 0) throw_io(s.path_, "cannot keep the damaged file aside", errno);
+    // A hard link first: there is a store file at path_ at every moment, old or salvaged. A second
+    // damage in the same second gets a numbered name rather than replacing the first copy.
+    const std::string stem = s.path_ + ".damaged-" + std::to_string(wall_ns() / 1'000'000'000);
+    std::string aside = stem;
+    for (int n = 1; ::link(s.path_.c_str(), aside.c_str()) != 0; ++n) {
+      if (errno != EEXIST || n > 99) throw_io(s.path_, "cannot keep the damaged file aside", errno);
+      aside = stem + "." + std::to_string(n);
+    }
     std::vector<Record> recs;
     recs.reserve(loaded.bars.size());
     for (const Bar& b : loaded.bars) recs.push_back(make_record(b, recs.size()));

@@ -127,3 +127,17 @@ TEST_CASE("zeros after the last record (space a crash left unwritten) are cut, n
   CHECK(damaged_copies(dir.path()).empty());
   CHECK(fs::file_size(path) == good.size());
 }
+
+TEST_CASE("damage found twice in the same second keeps both damaged copies", "[store][bitrot]") {
+  ScratchDir dir;
+  const std::string good = make_store_bytes(dir.path(), 8);
+  const std::string path = store_path(dir.path(), "test", "eth_1m");
+  for (int round = 0; round < 2; ++round) {
+    std::string bytes = good;
+    flip(bytes, (H + 2 * R) * 8 + 100 + static_cast<std::size_t>(round));
+    write_file(path, bytes);
+    auto s = HistoryStore::open(options(dir.path()));
+    CHECK(s.loaded().size() == 7);
+  }
+  CHECK(damaged_copies(dir.path()).size() == 2);
+}
