@@ -111,21 +111,34 @@ store::FsyncPolicy store_policy(config::FsyncPolicy p) {
   return store::FsyncPolicy::interval;
 }
 
-// Publishes a store's health into its segment (Stat::store_*) and logs each change of state.
+// What report_store_health() has logged so far for one series.
+struct StoreHealthLog {
+  StoreState state = StoreState::ok;
+  std::uint64_t lost = 0;
+  std::shared_ptr<BoundedLog> dropped = std::make_shared<BoundedLog>("store backlog drops");
+};
+
+// Publishes a store's health into its segment (Stat::store_*) and logs each change of state and
+// every drop of queued bars (rate-limited).
 void report_store_health(publish::SegmentWriter& w, const std::string& id, const store::StoreHealth& h,
-                         StoreState& logged) {
+                         StoreHealthLog& logged) {
   w.set_stat(Stat::store_state, static_cast<std::uint64_t>(h.state));
   w.set_stat(Stat::store_pending_bars, h.pending);
   w.set_stat(Stat::store_write_errors, h.errors);
   w.set_stat(Stat::store_last_errno, static_cast<std::uint64_t>(h.last_errno));
   w.set_stat(Stat::store_corrupt_records, h.corrupt_records);
-  if (h.state == logged) return;
+  if (h.lost > logged.lost) {
+    logged.dropped->warn("{}: history store backlog full: {} closed bar(s) dropped so far (REST refills them at the "
+                         "next start)", id, h.lost);
+    logged.lost = h.lost;
+  }
+  if (h.state == logged.state) return;
   if (h.state == StoreState::ok)
     spdlog::info("{}: history store works again; the bars it missed are written", id);
   else
     spdlog::error("{}: history store {}: {} ({} closed bar(s) kept in memory, retrying)", id,
                   h.state == StoreState::unavailable ? "unavailable" : "failing", h.last_error, h.pending);
-  logged = h.state;
+  logged.state = h.state;
 }
 
 // The history store of each series (null where none is configured). A store that cannot be opened
@@ -152,7 +165,7 @@ std::vector<std::unique_ptr<store::HistoryStore>> open_stores(const config::Conf
       for (const auto& n : st->notes()) spdlog::warn("{}: history store: {}", s.id, n);
       if (st->health().state == StoreState::ok)
         spdlog::info("{}: history store {}: {} bar(s)", s.id, st->path(), st->loaded().size());
-      st->observe([&w = pub.at(i), id = s.id, logged = StoreState::ok](const store::StoreHealth& h) mutable {
+      st->observe([&w = pub.at(i), id = s.id, logged = StoreHealthLog{}](const store::StoreHealth& h) mutable {
         report_store_health(w, id, h, logged);
       });
       out.push_back(std::move(st));
