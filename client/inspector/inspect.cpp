@@ -133,6 +133,13 @@ Status status_of(Series& s) {
   st.layout_major = load_field(h.layout_major);
   st.layout_minor = load_field(h.layout_minor);
   st.exchange_offset_ms = exchange_offset_ms(h);
+  auto stat = [&h](Stat which) { return load_field(h.stats[static_cast<std::size_t>(which)]); };
+  const auto store_state = stat(Stat::store_state);
+  st.store_state = store_state <= static_cast<std::uint64_t>(StoreState::unavailable) ? static_cast<StoreState>(store_state)
+                                                                                      : StoreState::unavailable;
+  st.store_pending_bars = stat(Stat::store_pending_bars);
+  st.store_write_errors = stat(Stat::store_write_errors);
+  st.store_last_errno = stat(Stat::store_last_errno);
   st.has_latest = s.latest(st.latest, &st.latest_index) == Errc::ok;
   std::vector<Bar> recent(std::min<std::size_t>(kRecentBars, st.capacity));
   if (s.last_n(recent, st.recent_bars) == Errc::ok)
@@ -162,12 +169,21 @@ void judge(const Segment& seg, const Status* st, double max_age_s, std::int64_t 
     add(Health::failed, fmt::format("writer pid {} is dead (or the host rebooted since it wrote)", st->writer_pid));
     return;
   }
-  // The writer heartbeats every 50 ms whatever the market does: a few missed heartbeats mean a
-  // stopped or hung daemon, for every interval.
-  const double heartbeat_limit = std::max(max_age_s, 0.25);
-  if (st->heartbeat_age_s > heartbeat_limit)
-    add(Health::stale, fmt::format("writer pid {} alive but no heartbeat for {} (limit {}): stopped or hung",
-                                   st->writer_pid, age_text(st->heartbeat_age_s), age_text(heartbeat_limit)));
+  // The writer heartbeats every 50 ms whatever the market does. One rule for list, check and the
+  // client: no heartbeat for kHeartbeatDeadline means stalled (a stopped or hung daemon).
+  if (st->writer == WriterState::stalled)
+    add(Health::stale, fmt::format("writer pid {} alive but no heartbeat for {} (limit {}): stalled, stopped or hung",
+                                   st->writer_pid, age_text(st->heartbeat_age_s),
+                                   age_text(std::chrono::duration<double>(kHeartbeatDeadline).count())));
+  // The data is live but not persisted: a restart now would have to refill it from REST.
+  if (st->store_state == StoreState::failing || st->store_state == StoreState::unavailable) {
+    const char* name = st->store_last_errno ? ::strerrorname_np(static_cast<int>(st->store_last_errno)) : nullptr;
+    add(Health::failed,
+        fmt::format("history store {} (last error {}, {} failure(s)); {} closed bar(s) not on disk yet",
+                    st->store_state == StoreState::failing ? "failing" : "unavailable",
+                    name ? name : fmt::format("errno {}", st->store_last_errno), st->store_write_errors,
+                    st->store_pending_bars));
+  }
   if (!st->has_latest) {
     add(Health::stale, "no bar published yet");
     return;
@@ -190,6 +206,13 @@ void judge(const Segment& seg, const Status* st, double max_age_s, std::int64_t 
   if (st->recent_not_repaired)
     add(Health::stale, fmt::format("{} of the newest {} bars flagged not_repaired: a gap not filled from REST yet",
                                    st->recent_not_repaired, st->recent_bars));
+}
+
+std::string age_problem(double s) {
+  if (!std::isfinite(s)) return "must be a finite number of seconds";
+  if (s <= 0) return "must be more than 0 seconds";
+  if (s > kMaxAgeLimitS) return fmt::format("must be at most {} seconds (30 days)", kMaxAgeLimitS);
+  return {};
 }
 
 Health worst(const std::vector<Problem>& ps) {

@@ -50,6 +50,9 @@ struct Status {
   std::uint64_t latest_index = 0;
   // Among the newest kRecentBars bars: how many a gap left not_repaired (REST could not fill it yet).
   std::size_t recent_bars = 0, recent_not_repaired = 0;
+  // The history store's health as the writer published it (Stat::store_*).
+  StoreState store_state = StoreState::none;
+  std::uint64_t store_pending_bars = 0, store_write_errors = 0, store_last_errno = 0;
 };
 inline constexpr std::size_t kRecentBars = 256;
 Status status_of(Series& s);
@@ -65,8 +68,14 @@ struct Problem {
 };
 
 // The freshness rule (docs/OPERATIONS.md, "mdshm check"). Appends the problems of one segment.
+// Liveness is the client's rule (Series::writer_state(), what `list` shows): a writer whose
+// heartbeat is older than kHeartbeatDeadline is stalled, whatever max_age says.
 void judge(const Segment& seg, const Status* st, double max_age_s, std::int64_t now_ms, std::vector<Problem>& out);
 Health worst(const std::vector<Problem>& ps);
+
+// --max-age and the like: a finite number of seconds in (0, kMaxAgeLimitS]; otherwise why not.
+inline constexpr double kMaxAgeLimitS = 30.0 * 86400;
+std::string age_problem(double seconds);
 
 // Consumers of one series, with lag = head - cursor, sorted by name. `listing` (optional) gets
 // the whole directory's counts: invalid entries, whether every entry was looked at.

@@ -33,7 +33,17 @@ int main(int argc, char** argv) {
   std::vector<std::string> wanted;
   check->add_option("--max-age", max_age, "seconds without news before a series is stale")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Validator([](std::string& v) {
+        double d = 0;
+        try {
+          std::size_t used = 0;
+          d = std::stod(v, &used);
+          if (used != v.size()) return std::string("not a number of seconds: '" + v + "'");
+        } catch (const std::exception&) {
+          return std::string("not a number of seconds: '" + v + "'");
+        }
+        return age_problem(d);
+      }, "SECONDS"));
   check->add_option("series", wanted, "series to check (default: all of the instance)");
   // The global options are accepted after the subcommand too: `mdshm list --json`.
   for (auto* sub : {list, show, tail, watch, check}) sub->fallthrough();

@@ -22,6 +22,7 @@
 #include "store/history_store.hpp"
 #include "publish/publisher.hpp"
 #include "source/synthetic.hpp"
+#include "app/preflight.hpp"
 #include "app/reload.hpp"
 #include "metrics/exposition.hpp"
 #include "metrics/http_exporter.hpp"
@@ -110,12 +111,44 @@ store::FsyncPolicy store_policy(config::FsyncPolicy p) {
   return store::FsyncPolicy::interval;
 }
 
-// The history store of each series (null where none is configured or it cannot be opened: the
-// series then runs without one, which the log says).
-std::vector<std::unique_ptr<store::HistoryStore>> open_stores(const config::Config& cfg) {
+// What report_store_health() has logged so far for one series.
+struct StoreHealthLog {
+  StoreState state = StoreState::ok;
+  std::uint64_t lost = 0;
+  std::shared_ptr<BoundedLog> dropped = std::make_shared<BoundedLog>("store backlog drops");
+};
+
+// Publishes a store's health into its segment (Stat::store_*) and logs each change of state and
+// every drop of queued bars (rate-limited).
+void report_store_health(publish::SegmentWriter& w, const std::string& id, const store::StoreHealth& h,
+                         StoreHealthLog& logged) {
+  w.set_stat(Stat::store_state, static_cast<std::uint64_t>(h.state));
+  w.set_stat(Stat::store_pending_bars, h.pending);
+  w.set_stat(Stat::store_write_errors, h.errors);
+  w.set_stat(Stat::store_last_errno, static_cast<std::uint64_t>(h.last_errno));
+  w.set_stat(Stat::store_corrupt_records, h.corrupt_records);
+  if (h.lost > logged.lost) {
+    logged.dropped->warn("{}: history store backlog full: {} closed bar(s) dropped so far (REST refills them at the "
+                         "next start)", id, h.lost);
+    logged.lost = h.lost;
+  }
+  if (h.state == logged.state) return;
+  if (h.state == StoreState::ok)
+    spdlog::info("{}: history store works again; the bars it missed are written", id);
+  else
+    spdlog::error("{}: history store {}: {} ({} closed bar(s) kept in memory, retrying)", id,
+                  h.state == StoreState::unavailable ? "unavailable" : "failing", h.last_error, h.pending);
+  logged.state = h.state;
+}
+
+// The history store of each series (null where none is configured). A store that cannot be opened
+// is kept as "unavailable": it queues the bars and retries, and `mdshm check` reports it.
+std::vector<std::unique_ptr<store::HistoryStore>> open_stores(const config::Config& cfg, publish::Publisher& pub) {
   std::vector<std::unique_ptr<store::HistoryStore>> out;
-  for (const auto& s : cfg.series) {
+  for (std::size_t i = 0; i < cfg.series.size(); ++i) {
+    const auto& s = cfg.series[i];
     if (cfg.store.dir.empty()) {
+      pub.at(i).set_stat(Stat::store_state, static_cast<std::uint64_t>(StoreState::none));
       out.emplace_back();
       continue;
     }
@@ -128,12 +161,20 @@ std::vector<std::unique_ptr<store::HistoryStore>> open_stores(const config::Conf
     o.fsync_interval = std::chrono::milliseconds(cfg.store.fsync_interval_ms);
     o.on_mismatch = store::MismatchPolicy::move_aside;
     try {
-      auto st = std::make_unique<store::HistoryStore>(store::HistoryStore::open(o));
+      auto st = std::make_unique<store::HistoryStore>(store::HistoryStore::open_or_defer(o));
       for (const auto& n : st->notes()) spdlog::warn("{}: history store: {}", s.id, n);
-      spdlog::info("{}: history store {}: {} bar(s)", s.id, st->path(), st->loaded().size());
+      if (st->health().state == StoreState::ok)
+        spdlog::info("{}: history store {}: {} bar(s)", s.id, st->path(), st->loaded().size());
+      st->observe([&w = pub.at(i), id = s.id, logged = StoreHealthLog{}](const store::StoreHealth& h) mutable {
+        report_store_health(w, id, h, logged);
+      });
       out.push_back(std::move(st));
     } catch (const store::StoreError& e) {
+      // A lock held by another daemon, or options the config check should have refused.
       spdlog::error("{}: history store unusable, running without it: {}", s.id, e.what());
+      pub.at(i).set_stat(Stat::store_state, static_cast<std::uint64_t>(StoreState::unavailable));
+      pub.at(i).add_stat(Stat::store_write_errors, 1);
+      pub.at(i).set_stat(Stat::store_last_errno, static_cast<std::uint64_t>(e.sys_errno));
       out.emplace_back();
     }
   }
@@ -316,7 +357,7 @@ int serve(const config::Config& cfg, const std::atomic<bool>& stop, Runtime& rt)
 
   // One sink per series (segment + history store), one aggregator per symbol holding all of that
   // symbol's intervals.
-  auto stores = open_stores(cfg);
+  auto stores = open_stores(cfg, *pub);
   const auto symbols = cfg.symbols();
   std::vector<std::unique_ptr<feed::StoreSink>> sinks;
   std::vector<aggregate::SymbolAggregator> aggs;
@@ -383,6 +424,9 @@ int run_main(int argc, char** argv) {
     if (valid_instance(instance)) result.config.daemon.instance = instance;
     else result.errors.push_back({"--instance", 0, "invalid instance name '" + instance + "' (1-31 of [A-Za-z0-9_-])"});
   }
+  // The machine's side (directories, group, address, space): the same for --check-config and start-up.
+  if (result.ok())
+    for (auto& e : preflight(result.config)) result.errors.push_back(std::move(e));
   if (!result.ok()) {
     for (const auto& e : result.errors) std::cerr << e.to_string(config_path) << "\n";
     std::cerr << config_path << ": " << result.errors.size() << " problem(s); not started\n";

@@ -9,6 +9,7 @@
 #include <toml++/toml.h>
 
 #include "mdshm/layout.hpp"
+#include "mdshm/registry_layout.hpp"
 #include "model/market.hpp"
 
 namespace mdshm::config {
@@ -362,6 +363,11 @@ void read_series(Checker& c, const toml::table& root, Config& cfg) {
     }
     if (complete) cfg.series.push_back(std::move(s));
   }
+  // Readers learn an instance's series from the consumers directory's manifest, which holds at most
+  // kMaxSeriesPerInstance ids; the publisher refuses more at start-up.
+  if (arr->size() > kMaxSeriesPerInstance)
+    c.error("series", line_of(*n), std::to_string(arr->size()) + " series configured; at most " +
+                                       std::to_string(kMaxSeriesPerInstance) + " per instance");
 }
 
 }  // namespace
@@ -391,15 +397,26 @@ LoadResult parse_config(std::string_view toml_text, std::string_view source_name
 }
 
 LoadResult load_config_file(const std::string& path) {
+  LoadResult r;
+  // Bounded: `--config /dev/zero` or a runaway file must end in an error, not in all the memory.
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    LoadResult r;
     r.errors.push_back({"", 0, "cannot read config file " + path});
     return r;
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return parse_config(ss.str(), path);
+  std::string text(kMaxConfigBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad()) {
+    r.errors.push_back({"", 0, "cannot read config file " + path});
+    return r;
+  }
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > kMaxConfigBytes) {
+    r.errors.push_back({"", 0, "config file " + path + " is larger than the limit of " +
+                                   std::to_string(kMaxConfigBytes / 1024) + " KiB (not a configuration?)"});
+    return r;
+  }
+  return parse_config(text, path);
 }
 
 }  // namespace mdshm::config

@@ -107,6 +107,9 @@ struct LoadResult {
   bool ok() const { return errors.empty(); }
 };
 
+// Larger files are refused unread (a real configuration is a few KiB).
+inline constexpr std::size_t kMaxConfigBytes = std::size_t{1} << 20;
+
 LoadResult parse_config(std::string_view toml_text, std::string_view source_name = "config");
 LoadResult load_config_file(const std::string& path);
 

@@ -37,6 +37,11 @@ constexpr std::string_view kStatHelp[] = {
     "Event to publish latency total, nanoseconds",
     "Largest event to publish latency seen, seconds",
     "Source clock minus local wall clock, milliseconds",
+    "History store appends, syncs and re-opens that failed",
+    "Closed bars the history store missed and will write when it recovers",
+    "History store state: 0 none configured, 1 ok, 2 failing, 3 unavailable",
+    "errno of the newest history store failure (0 none)",
+    "Store records with a bad checksum found on open (the damaged file is kept aside)",
 };
 static_assert(std::size(kStatHelp) == std::size(kStatNames));
 
@@ -99,7 +104,8 @@ void render_stats(Exposition& x, const std::vector<SeriesView>& series) {
     if (s == Stat::latency_count || s == Stat::latency_sum_ns) continue;
     std::string name = "mdshm_" + std::string(kStatNames[i]);
     std::string_view type = "counter";
-    if (s == Stat::rest_weight_used) {
+    if (s == Stat::rest_weight_used || s == Stat::store_pending_bars || s == Stat::store_state ||
+        s == Stat::store_last_errno) {
       type = "gauge";
     } else if (s == Stat::exchange_offset_ms) {
       type = "gauge";  // signed: rendered below from the two's complement

@@ -1,6 +1,8 @@
 #include "metrics/http_exporter.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <list>
 #include <stdexcept>
 #include <thread>
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it (GCC 12)
@@ -54,46 +56,71 @@ std::string response(std::string_view status, std::string_view content_type, con
 struct MetricsExporter::State : std::enable_shared_from_this<State> {
   State(asio::io_context& io, RenderFn r, ExporterOptions o) : acceptor(io), retry(io), render(std::move(r)), opt(o) {}
 
+  struct Connection;
   tcp::acceptor acceptor;
   asio::steady_timer retry;
   RenderFn render;
   ExporterOptions opt;
   std::atomic<bool> stopped{false};
-  std::atomic<std::size_t> connections{0};
   std::atomic<std::uint64_t> served{0};
   std::atomic<std::uint64_t> rejected{0};
+  std::atomic<std::uint64_t> evicted{0};
+  // Open connections, oldest first. Touched only on the exporter's thread (or after it stopped).
+  std::list<Connection*> live;
+
+  // One exchange: read the head (deadline request_timeout), write the reply (response_timeout).
+  enum class Phase { reading, writing, closed };
 
   struct Connection : std::enable_shared_from_this<Connection> {
     Connection(std::shared_ptr<State> s, tcp::socket sock)
         : state(std::move(s)), socket(std::move(sock)), buffer(state->opt.max_request_bytes),
-          timer(socket.get_executor()) {}
-    ~Connection() { state->connections.fetch_sub(1, std::memory_order_relaxed); }
+          timer(socket.get_executor()) {
+      pos = state->live.insert(state->live.end(), this);
+    }
+    ~Connection() { unlist(); }
 
     std::shared_ptr<State> state;
     tcp::socket socket;
     asio::streambuf buffer;  // its max_size bounds the request head
     asio::steady_timer timer;
     std::string reply;
+    Phase phase = Phase::reading;
+    std::list<Connection*>::iterator pos;
+    bool listed = true;
+
+    void unlist() {
+      if (!listed) return;
+      state->live.erase(pos);
+      listed = false;
+    }
+    // Pending operations complete with operation_aborted and release the last reference.
+    void close() {
+      unlist();
+      phase = Phase::closed;
+      timer.cancel();
+      error_code ignored;
+      socket.close(ignored);
+    }
+    void arm(std::chrono::milliseconds limit) {
+      timer.expires_after(limit);
+      timer.async_wait([self = shared_from_this()](error_code ec) {
+        if (ec || self->phase == Phase::closed) return;
+        self->state->rejected.fetch_add(1, std::memory_order_relaxed);  // too slow to send or to read
+        self->close();
+      });
+    }
 
     void start() {
-      timer.expires_after(state->opt.request_timeout);
-      timer.async_wait([self = shared_from_this()](error_code ec) {
-        if (!ec) {  // a client too slow to send its request head: drop it
-          self->state->rejected.fetch_add(1, std::memory_order_relaxed);
-          error_code ignored;
-          self->socket.close(ignored);
-        }
-      });
+      arm(state->opt.request_timeout);
       asio::async_read_until(socket, buffer, "\r\n\r\n",
                              [self = shared_from_this()](error_code ec, std::size_t) { self->on_request(ec); });
     }
 
     void on_request(error_code ec) {
-      timer.cancel();
-      if (ec || state->stopped.load()) {  // too large (not_found), malformed, closed, timed out
-        if (ec != asio::error::operation_aborted) state->rejected.fetch_add(1, std::memory_order_relaxed);
-        error_code ignored;
-        socket.close(ignored);
+      if (phase == Phase::closed) return;
+      if (ec || state->stopped.load()) {  // too large (not_found), malformed, closed by the peer
+        state->rejected.fetch_add(1, std::memory_order_relaxed);
+        close();
         return;
       }
       std::istream in(&buffer);
@@ -110,13 +137,31 @@ struct MetricsExporter::State : std::enable_shared_from_this<State> {
         state->rejected.fetch_add(1, std::memory_order_relaxed);
         reply = response("404 Not Found", "text/plain; charset=utf-8", "not found; metrics are at /metrics\n", head_only);
       }
+      phase = Phase::writing;
+      // Behind the readers in eviction order: this one has done its part.
+      unlist();
+      pos = state->live.insert(state->live.end(), this);
+      listed = true;
+      arm(state->opt.response_timeout);
       asio::async_write(socket, asio::buffer(reply), [self = shared_from_this()](error_code, std::size_t) {
+        if (self->phase == Phase::closed) return;
         error_code ignored;
         self->socket.shutdown(tcp::socket::shutdown_both, ignored);
-        self->socket.close(ignored);
+        self->close();
       });
     }
   };
+
+  // At the limit: the oldest connection still sending its head goes, else the oldest of all.
+  void make_room() {
+    while (live.size() >= std::max<std::size_t>(opt.max_connections, 1)) {
+      auto victim = std::find_if(live.begin(), live.end(), [](Connection* c) { return c->phase == Phase::reading; });
+      if (victim == live.end()) victim = live.begin();
+      evicted.fetch_add(1, std::memory_order_relaxed);
+      rejected.fetch_add(1, std::memory_order_relaxed);
+      (*victim)->close();
+    }
+  }
 
   void listen(const tcp::endpoint& ep, std::string_view listen_text) {
     error_code ec;
@@ -140,14 +185,8 @@ struct MetricsExporter::State : std::enable_shared_from_this<State> {
         });
         return;
       }
-      if (self->connections.fetch_add(1, std::memory_order_relaxed) >= self->opt.max_connections) {
-        self->connections.fetch_sub(1, std::memory_order_relaxed);
-        self->rejected.fetch_add(1, std::memory_order_relaxed);
-        error_code ignored;
-        sock.close(ignored);
-      } else {
-        std::make_shared<Connection>(self, std::move(sock))->start();
-      }
+      self->make_room();
+      std::make_shared<Connection>(self, std::move(sock))->start();
       self->accept();
     });
   }
@@ -157,6 +196,7 @@ struct MetricsExporter::State : std::enable_shared_from_this<State> {
     error_code ignored;
     acceptor.close(ignored);
     retry.cancel();
+    while (!live.empty()) live.front()->close();
   }
 };
 
@@ -203,5 +243,6 @@ std::uint16_t MetricsExporter::port() const {
 }
 std::uint64_t MetricsExporter::requests_served() const { return state_->served.load(); }
 std::uint64_t MetricsExporter::requests_rejected() const { return state_->rejected.load(); }
+std::uint64_t MetricsExporter::connections_evicted() const { return state_->evicted.load(); }
 
 }  // namespace mdshm::metrics

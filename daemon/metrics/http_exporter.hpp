@@ -3,6 +3,12 @@
 // timeout -> connection closed. Hand-written on Boost.Asio rather than Beast: a scrape endpoint
 // needs only the request line, and this keeps the daemon's HTTP surface tiny. Meant for
 // 127.0.0.1: no TLS, no authentication.
+//
+// Slow and abusive clients cannot take it down: every connection has a deadline for its request
+// head and one for the whole exchange, heads are size-bounded, and at the connection limit the
+// oldest connection (one still sending its head first, the slowest by construction) is closed to
+// admit the new one. A scraper sends its request at once, so a slowloris holding every slot only
+// ever evicts itself. Everything runs on one thread of its own, never on the publishing path.
 #pragma once
 
 #include <chrono>
@@ -19,9 +25,10 @@ class io_context;
 namespace mdshm::metrics {
 
 struct ExporterOptions {
-  std::size_t max_request_bytes = 8192;          // request line + headers; more -> closed
-  std::chrono::milliseconds request_timeout{5000};  // to receive the request head
-  std::size_t max_connections = 16;              // more at once -> closed on accept
+  std::size_t max_request_bytes = 8192;             // request line + headers; more -> closed
+  std::chrono::milliseconds request_timeout{2000};  // to receive the request head
+  std::chrono::milliseconds response_timeout{5000}; // to send the response (a client not reading)
+  std::size_t max_connections = 64;                 // more at once -> the oldest is closed
 };
 
 class MetricsExporter {
@@ -41,7 +48,8 @@ class MetricsExporter {
 
   std::uint16_t port() const;
   std::uint64_t requests_served() const;   // 200 responses
-  std::uint64_t requests_rejected() const; // 404/405, oversized, timed out, malformed, over the connection limit
+  std::uint64_t requests_rejected() const; // 404/405, oversized, timed out, malformed, evicted
+  std::uint64_t connections_evicted() const;  // closed to make room at the connection limit
 
  private:
   struct State;

@@ -167,6 +167,9 @@ Publisher::Publisher(PublisherOptions opt, const std::vector<SeriesSpec>& series
     notes.push_back("shm.mode: segments are never writable by group or others; group/other write bits ignored");
     m.opt.segments.mode &= ~mode_t{0022};
   }
+  if (series.size() > kMaxSeriesPerInstance)
+    throw std::runtime_error(std::to_string(series.size()) + " series configured; at most " +
+                             std::to_string(kMaxSeriesPerInstance) + " per instance");
   prepare_instance_dir(m.opt.segments, notes);  // before anything is opened in it
   const bool own_lock = m.opt.lock_path.empty();
   if (own_lock) m.opt.lock_path = paths::lock(m.opt.segments.shm_dir, m.opt.segments.instance);

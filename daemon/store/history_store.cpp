@@ -121,30 +121,74 @@ HistoryStore HistoryStore::open(const StoreOptions& opt) {
     s.notes_.push_back("moved " + s.path_ + " aside to " + aside + ": " + problem);
   }
 
-  s.end_offset_ = loaded.valid_end;
   s.stats_.corrupt_skipped = loaded.corrupt_skipped;
   s.stats_.records_read = loaded.records_read;
-  if (loaded.file_size > loaded.valid_end) {
-    s.stats_.torn_tail_bytes_cut = loaded.file_size - loaded.valid_end;
-    if (::ftruncate(s.fd_, static_cast<off_t>(loaded.valid_end)) != 0) throw_io(s.path_, "cannot cut torn tail", errno);
-    if (opt.fsync != FsyncPolicy::never && ::fdatasync(s.fd_) != 0) throw_io(s.path_, "fdatasync", errno);
-    s.notes_.push_back("cut a torn tail of " + std::to_string(s.stats_.torn_tail_bytes_cut) + " bytes from " +
-                       s.path_);
+  // One garbage record at the end is a torn append, zeros are unwritten space; anything more is
+  // damage, and damage is kept aside rather than cut (see the header comment).
+  const bool damaged = loaded.corrupt_skipped > 0 || loaded.trailing_garbage > 1;
+  if (damaged) {
+    const std::uint64_t bad = loaded.corrupt_skipped + loaded.trailing_invalid;
+    s.stats_.corrupt_skipped = bad;
+    s.health_.corrupt_records = bad;
+    // A hard link first: there is a store file at path_ at every moment, old or salvaged. A second
+    // damage in the same second gets a numbered name rather than replacing the first copy.
+    const std::string stem = s.path_ + ".damaged-" + std::to_string(wall_ns() / 1'000'000'000);
+    std::string aside = stem;
+    for (int n = 1; ::link(s.path_.c_str(), aside.c_str()) != 0; ++n) {
+      if (errno != EEXIST || n > 99) throw_io(s.path_, "cannot keep the damaged file aside", errno);
+      aside = stem + "." + std::to_string(n);
+    }
+    std::vector<Record> recs;
+    recs.reserve(loaded.bars.size());
+    for (const Bar& b : loaded.bars) recs.push_back(make_record(b, recs.size()));
+    Status st;
+    const int fd = write_file_atomically(s.path_, make_header(opt.series, wall_ns()), recs, st);
+    if (fd < 0) throw StoreError(StoreError::Kind::io, st.sys_errno, st.message);
+    ::close(s.fd_);
+    s.fd_ = fd;
+    s.end_offset_ = kFileHeaderSize + recs.size() * kStoreRecordSize;
+    loaded.max_sequence = recs.empty() ? 0 : recs.size() - 1;
+    s.notes_.push_back("skipped " + std::to_string(bad) + " corrupt records in " + s.path_ + ": salvaged " +
+                       std::to_string(recs.size()) + " good bar(s) into a fresh file, kept the damaged one as " + aside);
+  } else {
+    s.end_offset_ = loaded.valid_end;
+    if (loaded.file_size > loaded.valid_end) {
+      s.stats_.torn_tail_bytes_cut = loaded.file_size - loaded.valid_end;
+      if (::ftruncate(s.fd_, static_cast<off_t>(loaded.valid_end)) != 0) throw_io(s.path_, "cannot cut torn tail", errno);
+      if (opt.fsync != FsyncPolicy::never && ::fdatasync(s.fd_) != 0) throw_io(s.path_, "fdatasync", errno);
+      s.notes_.push_back("cut a torn tail of " + std::to_string(s.stats_.torn_tail_bytes_cut) + " bytes from " +
+                         s.path_);
+    }
   }
-  if (loaded.corrupt_skipped > 0)
-    s.notes_.push_back("skipped " + std::to_string(loaded.corrupt_skipped) + " corrupt records in " + s.path_);
   s.stats_.records_on_disk = (s.end_offset_ - kFileHeaderSize) / kStoreRecordSize;
   s.next_sequence_ = loaded.max_sequence + 1;
+  s.last_attempt_ = s.last_sync_ = std::chrono::steady_clock::now();
 
   s.open_times_.reserve(loaded.bars.size());
   for (const Bar& b : loaded.bars) s.open_times_.push_back(b.open_time_ms);
   const std::size_t keep = std::min<std::size_t>(loaded.bars.size(), opt.capacity);
   s.loaded_.assign(loaded.bars.end() - static_cast<std::ptrdiff_t>(keep), loaded.bars.end());
   s.stats_.loaded = s.loaded_.size();
-  s.last_sync_ = std::chrono::steady_clock::now();
 
   if (Status st = s.compact_if_due_(); !st.ok()) s.notes_.push_back("compaction at open failed: " + st.message);
   return s;
+}
+
+HistoryStore HistoryStore::open_or_defer(const StoreOptions& opt) {
+  try {
+    return open(opt);
+  } catch (const StoreError& e) {
+    if (e.kind != StoreError::Kind::io) throw;
+    HistoryStore s;
+    s.opt_ = opt;
+    s.path_ = store_path(opt.dir, opt.instance, opt.series.series_id);
+    s.last_attempt_ = std::chrono::steady_clock::now();
+    s.failed_(e.sys_errno, e.what());
+    s.health_.state = StoreState::unavailable;
+    s.notes_.push_back(std::string(e.what()) + "; keeping closed bars in memory and retrying every " +
+                       std::to_string(opt.retry_interval.count()) + " ms");
+    return s;
+  }
 }
 
 HistoryStore::HistoryStore(HistoryStore&& o) noexcept { *this = std::move(o); }
@@ -163,6 +207,10 @@ HistoryStore& HistoryStore::operator=(HistoryStore&& o) noexcept {
     loaded_ = std::move(o.loaded_);
     notes_ = std::move(o.notes_);
     stats_ = o.stats_;
+    pending_ = std::move(o.pending_);
+    last_attempt_ = o.last_attempt_;
+    health_ = std::move(o.health_);
+    observer_ = std::move(o.observer_);
   }
   return *this;
 }
@@ -179,33 +227,100 @@ void HistoryStore::close_() noexcept {
 Status HistoryStore::append(const Bar& bar) { return append(std::span<const Bar>(&bar, 1)); }
 
 Status HistoryStore::append(std::span<const Bar> bars) {
-  if (fd_ < 0) return {EBADF, "history store " + path_ + ": not open"};
-  std::vector<Record> recs;
-  recs.reserve(bars.size());
-  for (const Bar& b : bars) {
-    recs.push_back(make_record(b, next_sequence_ + recs.size()));
-    if (!record_valid(recs.back(), opt_.series.interval_s)) {
+  for (const Bar& b : bars)
+    if (!record_valid(make_record(b, 0), opt_.series.interval_s)) {
       ++stats_.append_errors;
       return {EINVAL, "history store " + path_ + ": refusing bar at " + std::to_string(b.open_time_ms) +
                           " (unaligned open time or impossible values)"};
     }
+  pending_.insert(pending_.end(), bars.begin(), bars.end());
+  if (pending_.size() > kMaxPendingBars) {
+    const std::size_t drop = pending_.size() - kMaxPendingBars;
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(drop));
+    health_.lost += drop;
   }
+  const auto now = std::chrono::steady_clock::now();
+  // A healthy store writes at once; a failing one retries at most every retry_interval.
+  return drain_(now, health_.state == StoreState::ok);
+}
+
+Status HistoryStore::drain_(std::chrono::steady_clock::time_point now, bool force) {
+  if (pending_.empty()) return {};
+  if (!force && now - last_attempt_ < opt_.retry_interval) {
+    if (health_.pending != pending_.size()) set_health_(health_.state);
+    return pending_status_();
+  }
+  last_attempt_ = now;
+  if (fd_ < 0 && !reopen_()) return pending_status_();
+  std::vector<Record> recs;
+  recs.reserve(pending_.size());
+  for (const Bar& b : pending_) recs.push_back(make_record(b, next_sequence_ + recs.size()));
   if (Status st = write_records_(recs.data(), recs.size()); !st.ok()) {
     ++stats_.append_errors;
-    return st;
+    failed_(st.sys_errno, st.message);
+    return pending_status_();
   }
   next_sequence_ += recs.size();
   stats_.appended += recs.size();
   stats_.records_on_disk += recs.size();
-  for (const Bar& b : bars) remember_(b.open_time_ms);
+  for (const Bar& b : pending_) remember_(b.open_time_ms);
+  pending_.clear();
   dirty_ = true;
+  set_health_(StoreState::ok);
 
   if (opt_.fsync == FsyncPolicy::always) {
     if (Status st = sync_(); !st.ok()) return st;
   } else if (opt_.fsync == FsyncPolicy::interval) {
-    if (Status st = maybe_sync(std::chrono::steady_clock::now()); !st.ok()) return st;
+    if (Status st = maybe_sync(now); !st.ok()) return st;
   }
   return compact_if_due_();
+}
+
+// Opens the file again for an unavailable store; the bars it loads are already published (or
+// refilled by REST), so only its index of open times matters now.
+bool HistoryStore::reopen_() {
+  try {
+    HistoryStore fresh = open(opt_);
+    fd_ = std::exchange(fresh.fd_, -1);
+    path_ = fresh.path_;
+    end_offset_ = fresh.end_offset_;
+    next_sequence_ = fresh.next_sequence_;
+    dirty_ = false;
+    last_sync_ = fresh.last_sync_;
+    open_times_ = std::move(fresh.open_times_);
+    for (auto& n : fresh.notes_) notes_.push_back(std::move(n));
+    stats_.records_read = fresh.stats_.records_read;
+    stats_.records_on_disk = fresh.stats_.records_on_disk;
+    stats_.corrupt_skipped += fresh.stats_.corrupt_skipped;
+    health_.corrupt_records += fresh.health_.corrupt_records;
+    return true;
+  } catch (const StoreError& e) {
+    failed_(e.sys_errno, e.what());
+    return false;
+  }
+}
+
+void HistoryStore::failed_(int err, const std::string& message) {
+  ++health_.errors;
+  health_.last_errno = err;
+  health_.last_error = message;
+  set_health_(fd_ < 0 ? StoreState::unavailable : StoreState::failing);
+}
+
+void HistoryStore::set_health_(StoreState state) {
+  health_.state = state;
+  health_.pending = pending_.size();
+  if (observer_) observer_(health_);
+}
+
+void HistoryStore::observe(std::function<void(const StoreHealth&)> fn) {
+  observer_ = std::move(fn);
+  set_health_(health_.state);
+}
+
+Status HistoryStore::pending_status_() const {
+  return {health_.last_errno ? health_.last_errno : EIO,
+          std::to_string(pending_.size()) + " closed bar(s) not written yet, retrying: " + health_.last_error};
 }
 
 Status HistoryStore::write_records_(const Record* recs, std::size_t n) {
@@ -223,20 +338,25 @@ Status HistoryStore::write_records_(const Record* recs, std::size_t n) {
 Status HistoryStore::sync_() {
   if (::fdatasync(fd_) != 0) {
     const int err = errno;
-    return {err, "history store " + path_ + ": fdatasync: " + errno_text(err)};
+    Status st{err, "history store " + path_ + ": fdatasync: " + errno_text(err)};
+    failed_(err, st.message);
+    return st;
   }
   dirty_ = false;
   last_sync_ = std::chrono::steady_clock::now();
   ++stats_.syncs;
+  if (health_.state == StoreState::failing && pending_.empty()) set_health_(StoreState::ok);
   return {};
 }
 
 Status HistoryStore::flush() {
+  if (Status st = drain_(std::chrono::steady_clock::now(), true); !st.ok()) return st;
   if (fd_ < 0) return {EBADF, "history store " + path_ + ": not open"};
   return dirty_ ? sync_() : Status{};
 }
 
 Status HistoryStore::maybe_sync(std::chrono::steady_clock::time_point now) {
+  if (!pending_.empty()) return drain_(now, false);  // syncs as well once the bars are written
   if (fd_ < 0 || !dirty_ || opt_.fsync == FsyncPolicy::never) return {};
   if (opt_.fsync == FsyncPolicy::interval && now - last_sync_ < opt_.fsync_interval) return {};
   return sync_();
@@ -245,7 +365,10 @@ Status HistoryStore::maybe_sync(std::chrono::steady_clock::time_point now) {
 Status HistoryStore::compact_if_due_() {
   if (opt_.compact_factor <= 0) return {};
   const auto limit = static_cast<std::uint64_t>(opt_.compact_factor * static_cast<double>(opt_.capacity));
-  return stats_.records_on_disk > limit ? compact() : Status{};
+  if (stats_.records_on_disk <= limit) return {};
+  Status st = compact();
+  if (!st.ok()) failed_(st.sys_errno, st.message);
+  return st;
 }
 
 Status HistoryStore::compact() {

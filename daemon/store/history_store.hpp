@@ -9,10 +9,25 @@
 // One writer per file, enforced by flock (a second open fails with EWOULDBLOCK). Not thread-safe:
 // one thread owns a HistoryStore. open() throws StoreError; append/flush/compact return Status
 // (errors as values: the feed thread decides how to log and count).
+//
+// Faults heal: a bar whose append fails (ENOSPC, EIO, ...) stays queued in memory (at most
+// kMaxPendingBars per series, oldest dropped and counted beyond) and is written, in order, by the
+// next append or maybe_sync() once retry_interval has passed and the disk takes it again. A store
+// that cannot even be opened (read-only or missing directory, permissions) comes from
+// open_or_defer() as "unavailable": it queues bars the same way and retries the open. health()
+// says which state the store is in; the daemon publishes it as Stat::store_*.
+//
+// Damage is kept: records with a bad checksum in the middle of the file, or more than one garbage
+// record at its end, are not a torn write but damage (bit rot, a bad sector, a foreign writer). The
+// good records are salvaged into a fresh file and the damaged one is kept aside as
+// <file>.damaged-<unix seconds> for inspection; only a partial last record, a single garbage last
+// record (a torn append) and zero-filled space after the last record are cut.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -37,6 +52,22 @@ struct StoreOptions {
   std::chrono::milliseconds fsync_interval{1000};
   double compact_factor = 2.0;    // compact when records on disk > factor x capacity; 0 disables
   MismatchPolicy on_mismatch = MismatchPolicy::refuse;
+  std::chrono::milliseconds retry_interval{1000};  // between attempts while the store is failing
+};
+
+// Closed bars a failing store keeps in memory per series (112 bytes each: 7 MiB). More are dropped,
+// oldest first, and counted in StoreHealth::lost (REST backfill refills them after a restart).
+inline constexpr std::size_t kMaxPendingBars = std::size_t{1} << 16;
+
+// What the daemon publishes about a store (Stat::store_*); reported to the observer on each change.
+struct StoreHealth {
+  StoreState state = StoreState::ok;
+  std::uint64_t pending = 0;          // closed bars waiting to be written
+  std::uint64_t errors = 0;           // failed appends, syncs and re-opens since start
+  int last_errno = 0;                 // of the newest failure
+  std::string last_error;             // its message (path and cause)
+  std::uint64_t lost = 0;             // pending bars dropped beyond kMaxPendingBars
+  std::uint64_t corrupt_records = 0;  // bad-checksum records found by open (and re-opens)
 };
 
 struct StoreStats {
@@ -73,6 +104,10 @@ std::string store_path(const std::string& dir, const std::string& instance, cons
 class HistoryStore {
  public:
   static HistoryStore open(const StoreOptions& opt);
+  // As open(), but an I/O failure (EROFS, EACCES, ENOSPC, EIO, ...) yields an unavailable store that
+  // queues appended bars and retries the open every retry_interval instead of throwing. Options,
+  // lock and header problems still throw.
+  static HistoryStore open_or_defer(const StoreOptions& opt);
 
   HistoryStore(HistoryStore&&) noexcept;
   HistoryStore& operator=(HistoryStore&&) noexcept;
@@ -105,6 +140,10 @@ class HistoryStore {
   bool contains(std::int64_t open_time_ms) const;
   std::size_t distinct_bars() const { return open_times_.size(); }
 
+  const StoreHealth& health() const { return health_; }
+  // Called with the current health now and after every change of it (same thread as the store).
+  void observe(std::function<void(const StoreHealth&)> fn);
+
   const StoreStats& stats() const { return stats_; }
   const std::string& path() const { return path_; }
   const StoreOptions& options() const { return opt_; }
@@ -112,6 +151,11 @@ class HistoryStore {
  private:
   HistoryStore() = default;
   void close_() noexcept;
+  Status drain_(std::chrono::steady_clock::time_point now, bool force);
+  bool reopen_();
+  void failed_(int err, const std::string& message);
+  void set_health_(StoreState state);
+  Status pending_status_() const;
   Status write_records_(const Record* recs, std::size_t n);
   Status sync_();
   Status compact_if_due_();
@@ -128,6 +172,10 @@ class HistoryStore {
   std::vector<Bar> loaded_;
   std::vector<std::string> notes_;
   StoreStats stats_;
+  std::deque<Bar> pending_;                         // closed bars not written yet, oldest first
+  std::chrono::steady_clock::time_point last_attempt_{};
+  StoreHealth health_;
+  std::function<void(const StoreHealth&)> observer_;
 };
 
 const char* to_string(FsyncPolicy p);

@@ -71,6 +71,11 @@ struct Entry {
   Bar bar;
 };
 
+bool all_zero(const Record& r) {
+  const auto* p = reinterpret_cast<const unsigned char*>(&r);
+  return std::all_of(p, p + sizeof r, [](unsigned char c) { return c == 0; });
+}
+
 }  // namespace
 
 LoadResult load_file(int fd, const SeriesIdentity& id, std::string& problem) {
@@ -98,6 +103,7 @@ LoadResult load_file(int fd, const SeriesIdentity& id, std::string& problem) {
   // Bounded: a huge (sparse or hostile) file must not make the reservation itself fail.
   entries.reserve(static_cast<std::size_t>(std::min<std::uint64_t>((r.file_size - sizeof h) / sizeof(Record), 1u << 20)));
   std::uint64_t invalid_since_last_valid = 0;
+  std::uint64_t garbage_since_last_valid = 0;
   constexpr std::size_t kChunkRecords = 4096;  // 512 KiB per read
   std::vector<Record> chunk(kChunkRecords);
   std::uint64_t offset = sizeof h;
@@ -116,16 +122,19 @@ LoadResult load_file(int fd, const SeriesIdentity& id, std::string& problem) {
       offset += sizeof(Record);
       if (!record_valid(chunk[i], id.interval_s)) {
         ++invalid_since_last_valid;
+        garbage_since_last_valid += !all_zero(chunk[i]);
         continue;
       }
       r.corrupt_skipped += invalid_since_last_valid;  // invalid records followed by a valid one
-      invalid_since_last_valid = 0;
+      invalid_since_last_valid = garbage_since_last_valid = 0;
       r.valid_end = offset;
       r.max_sequence = std::max(r.max_sequence, chunk[i].sequence);
       entries.push_back({chunk[i].sequence, chunk[i].bar});
     }
   }
   r.records_read = entries.size();
+  r.trailing_invalid = invalid_since_last_valid;
+  r.trailing_garbage = garbage_since_last_valid;
 
   // Last record for an open time wins: sort by (open time, sequence), keep the last of each run.
   std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {

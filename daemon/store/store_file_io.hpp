@@ -47,7 +47,11 @@ struct LoadResult {
   std::uint64_t file_size = 0;
   std::uint64_t valid_end = 0;     // end of the last valid record (or of the header)
   std::uint64_t records_read = 0;  // valid records
-  std::uint64_t corrupt_skipped = 0;
+  std::uint64_t corrupt_skipped = 0;   // invalid whole records followed by a valid one
+  // Invalid whole records after the last valid one, and how many of those hold a nonzero byte:
+  // zeros are space a crash left unwritten, garbage in more than one record is damage, not a tear.
+  std::uint64_t trailing_invalid = 0;
+  std::uint64_t trailing_garbage = 0;
   std::uint64_t max_sequence = 0;  // highest valid sequence (0 when none)
   int io_errno = 0;
 };

@@ -1,5 +1,12 @@
 #include <catch2/catch.hpp>
 
+#include "mdshm/registry_layout.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <string>
 
 #include "config/config.hpp"
@@ -226,4 +233,50 @@ TEST_CASE("the shipped config files are valid") {
   CHECK(syn.config.source.kind == SourceKind::synthetic);
   const auto live = load_config_file(std::string(MDSHM_SOURCE_DIR) + "/config/mdshm.toml");
   CHECK(live.config.source.kind == SourceKind::binance);
+}
+
+TEST_CASE("an endless or huge config file is refused after a bounded read") {
+  const auto zero = load_config_file("/dev/zero");
+  REQUIRE(zero.errors.size() == 1);
+  CHECK(zero.errors[0].message.find("larger than the limit of 1024 KiB") != std::string::npos);
+
+  const std::string path = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/mdshm-config-huge-" +
+                           std::to_string(::getpid()) + ".toml";
+  {
+    std::ofstream out(path);
+    const std::string comment = "# " + std::string(1000, 'x') + "\n";
+    for (std::size_t n = 0; n <= kMaxConfigBytes / comment.size(); ++n) out << comment;
+  }
+  const auto huge = load_config_file(path);
+  std::remove(path.c_str());
+  REQUIRE(huge.errors.size() == 1);
+  CHECK(huge.errors[0].message.find(path) != std::string::npos);
+  CHECK(huge.errors[0].message.find("larger than the limit") != std::string::npos);
+}
+
+TEST_CASE("more series than an instance holds are refused by the config check") {
+  auto config_with = [](std::size_t n) {
+    std::string toml;
+    for (std::size_t i = 0; i < n; ++i)
+      toml += "[[series]]\nid = \"s" + std::to_string(i) + "\"\nsymbol = \"ETHUSDT\"\ninterval = \"1m\"\ncapacity = 16\n";
+    return toml;
+  };
+  CHECK(parse_config(config_with(mdshm::kMaxSeriesPerInstance)).ok());
+  for (std::size_t n : {mdshm::kMaxSeriesPerInstance + 1, std::size_t{5000}}) {
+    const auto r = parse_config(config_with(n));
+    INFO(all_errors(r));
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].key == "series");
+    CHECK(r.errors[0].message == std::to_string(n) + " series configured; at most " + std::to_string(mdshm::kMaxSeriesPerInstance) + " per instance");
+  }
+}
+
+TEST_CASE("nan, infinite, negative and absurd durations are errors naming key and line") {
+  for (const char* v : {"nan", "inf", "-inf", "-1.0", "0.0", "1e300"}) {
+    INFO("watchdog_s = " << v);
+    const auto r = parse_config(std::string("[binance]\nwatchdog_s = ") + v + "\n");
+    CHECK(has_error(r, "binance.watchdog_s", 2));
+  }
+  CHECK(has_error(parse_config("[store]\nfsync_interval_ms = -5\n"), "store.fsync_interval_ms", 2));
+  CHECK(has_error(parse_config("[binance]\nrepair_hold_s = nan\n"), "binance.repair_hold_s", 2));
 }

@@ -232,6 +232,52 @@ TEST_CASE("check: 2 for a dead writer, a missing and an incompatible segment", "
   CHECK(contains(after.out, "\"writer_alive\":false"));
 }
 
+TEST_CASE("check: --max-age must be a finite, positive, sane number of seconds", "[inspector]") {
+  Fixture f;
+  for (const char* bad : {"nan", "NaN", "inf", "-1", "0", "-0", "1e9", "1e400", "abc", "5s", ""}) {
+    INFO("--max-age '" << bad << "'");
+    const auto r = f.mdshm(std::string("check --max-age '") + bad + "'", true);
+    CHECK(r.exit_code == 64);
+    CHECK(contains(r.out, "max-age"));
+  }
+  CHECK(f.mdshm("check --max-age 0.5").exit_code == 0);
+  CHECK(f.mdshm("check --max-age 86400").exit_code == 0);
+}
+
+TEST_CASE("one liveness rule: a writer frozen for 1.6 s is stalled in list, check and the client", "[inspector]") {
+  Fixture f;
+  REQUIRE(f.mdshm("check").exit_code == 0);
+  auto client = mdshm::Series::open("eth_1m", mdshm::OpenOptions{f.instance, "/dev/shm"});
+  REQUIRE(client);
+  f.writer.signal(SIGSTOP);
+  sleep_ms(1600);
+  const auto list = f.mdshm("list --json");
+  const auto check = f.mdshm("check");  // default --max-age 5: the heartbeat rule is not max-age's
+  const auto client_state = client.value().writer_state();
+  f.writer.signal(SIGCONT);
+  INFO(list.out << "\n" << check.out);
+  CHECK(contains(list.out, "\"writer_state\":\"stalled\""));
+  CHECK(check.exit_code == 1);
+  CHECK(contains(check.out, "STALE eth_1m: writer pid"));
+  CHECK(contains(check.out, "stalled"));
+  CHECK(client_state == mdshm::WriterState::stalled);
+  sleep_ms(300);
+  CHECK(f.mdshm("check").exit_code == 0);
+}
+
+TEST_CASE("check: a failing history store is a problem (exit 2) naming the error and the backlog", "[inspector]") {
+  const std::string instance = unique_instance("insp");
+  InstanceCleanup cleanup{instance};
+  WriterProcess writer{kWriter, {"--instance", instance, "--history", "30", "--store-state", "2", "--store-pending", "7",
+                                 "--series", "eth_1m:ETHUSDT:60:256"}};
+  const auto r = run(kMdshm + " --instance " + instance + " check");
+  INFO(r.out);
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.out, "FAIL eth_1m: history store failing (last error ENOSPC, 3 failure(s)); 7 closed bar(s) not on disk yet"));
+  const auto show = run(kMdshm + " --instance " + instance + " show eth_1m");
+  CHECK(contains(show.out, "store_pending_bars"));
+}
+
 TEST_CASE("watch without a terminal prints one line per series per refresh", "[inspector]") {
   Fixture f;
   const auto plain = f.mdshm("watch --count 2");

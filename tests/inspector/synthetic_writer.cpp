@@ -14,6 +14,7 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -77,6 +78,9 @@ int main(int argc, char** argv) {
   app.add_option("--series", series_args, "id:SYMBOL:interval_s:capacity (default: the five, capacity 256)");
   std::uint64_t not_repaired = 0;
   app.add_option("--not-repaired", not_repaired, "flag this many of the newest history bars not_repaired");
+  std::uint64_t store_state = 0, store_pending = 0;
+  app.add_option("--store-state", store_state, "Stat::store_state to publish (2 failing, 3 unavailable)");
+  app.add_option("--store-pending", store_pending, "Stat::store_pending_bars to publish (last errno ENOSPC)");
   CLI11_PARSE(app, argc, argv);
   if (series_args.empty())
     series_args = {"eth_ticks:ETHUSDT:1:256", "eth_1m:ETHUSDT:60:256", "eth_1h:ETHUSDT:3600:256",
@@ -102,6 +106,12 @@ int main(int argc, char** argv) {
                                   (h <= not_repaired ? mdshm::flag::not_repaired : 0);
       w.publish(make_bar(specs[i], k++, now_open - static_cast<std::int64_t>(h) * step, flags));
       w.add_stat(mdshm::Stat::bars_closed);
+    }
+    w.set_stat(mdshm::Stat::store_state, store_state);
+    if (store_pending) {
+      w.set_stat(mdshm::Stat::store_pending_bars, store_pending);
+      w.set_stat(mdshm::Stat::store_write_errors, 3);
+      w.set_stat(mdshm::Stat::store_last_errno, ENOSPC);
     }
     current[i] = make_bar(specs[i], k, now_open, mdshm::flag::in_progress);
     w.publish(current[i]);

@@ -128,25 +128,43 @@ TEST_CASE("an oversized or silent request is closed and the exporter keeps servi
   CHECK(request(ex.port(), "GET /metrics HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 200 OK", 0) == 0);
 }
 
-TEST_CASE("connections beyond the limit are closed at once") {
+TEST_CASE("at the connection limit the oldest idle connection makes room for the new one") {
   metrics::ExporterOptions opt;
   opt.max_connections = 2;
-  opt.request_timeout = 2s;
+  opt.request_timeout = 5s;
   metrics::MetricsExporter ex("127.0.0.1:0", [] { return std::string("x 1\n"); }, opt);
-  const int a = connect_to(ex.port()), b = connect_to(ex.port());
+  const int a = connect_to(ex.port());
   REQUIRE(a >= 0);
+  std::this_thread::sleep_for(50ms);
+  const int b = connect_to(ex.port());
   REQUIRE(b >= 0);
   std::this_thread::sleep_for(100ms);  // both accepted and holding their slots
-  const int c = connect_to(ex.port());
-  REQUIRE(c >= 0);
-  bool closed = false;
-  read_all(c, 1s, &closed);
-  CHECK(closed);
+  // A scraper arrives: the oldest silent connection goes, the scraper is served.
+  const auto r = request(ex.port(), "GET /metrics HTTP/1.1\r\n\r\n");
+  CHECK(r.rfind("HTTP/1.1 200 OK", 0) == 0);
+  bool a_closed = false, b_closed = false;
+  read_all(a, 1s, &a_closed);
+  CHECK(a_closed);
+  read_all(b, 200ms, &b_closed);
+  CHECK_FALSE(b_closed);
+  CHECK(ex.connections_evicted() == 1);
   ::close(a);
   ::close(b);
-  ::close(c);
-  std::this_thread::sleep_for(100ms);  // slots released
-  CHECK(request(ex.port(), "GET /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 200 OK", 0) == 0);
+}
+
+TEST_CASE("a client that never reads its response is dropped at the response deadline") {
+  metrics::ExporterOptions opt;
+  opt.response_timeout = 300ms;
+  const std::string big(32 << 20, 'm');  // far more than the socket buffers hold
+  metrics::MetricsExporter ex("127.0.0.1:0", [&] { return big; }, opt);
+  const int fd = connect_to(ex.port());
+  REQUIRE(fd >= 0);
+  const std::string req = "GET /metrics HTTP/1.1\r\n\r\n";
+  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::this_thread::sleep_for(1500ms);  // reads nothing meanwhile
+  CHECK(ex.requests_rejected() == 1);
+  ::close(fd);
+  CHECK(request(ex.port(), "HEAD /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 200 OK", 0) == 0);
 }
 
 TEST_CASE("listen addresses that cannot work are refused with the address named") {

@@ -94,4 +94,13 @@ inline void append_range(mdshm::store::HistoryStore& s, int from, int to, std::u
   }
 }
 
+// A fresh store of `bars` one-minute bars from kBase in `dir`, returned as the file's bytes.
+inline std::string make_store_bytes(const std::string& dir, int bars) {
+  {
+    auto s = mdshm::store::HistoryStore::open(options(dir));
+    append_range(s, 0, bars);
+  }
+  return read_file(mdshm::store::store_path(dir, "test", "eth_1m"));
+}
+
 }  // namespace store_test

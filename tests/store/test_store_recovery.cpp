@@ -14,14 +14,6 @@ namespace {
 constexpr std::size_t H = kFileHeaderSize;
 constexpr std::size_t R = kStoreRecordSize;
 constexpr std::int64_t M = 60'000;
-
-std::string make_store_bytes(const std::string& dir, int bars) {
-  {
-    auto s = HistoryStore::open(options(dir));
-    append_range(s, 0, bars);
-  }
-  return read_file(store_path(dir, "test", "eth_1m"));
-}
 }  // namespace
 
 TEST_CASE("a torn tail at every byte offset of the last record is cut and the rest kept", "[store][recovery]") {

@@ -141,10 +141,17 @@ enum class Stat : std::uint32_t {
   latency_sum_ns,
   latency_max_ns,
   exchange_offset_ms,   // the source's clock minus the local wall clock, ms, two's complement (1.1)
+  // The history store's health (slots 23..27). The state and the pending count are gauges.
+  store_write_errors,   // appends, syncs and re-opens of the history store that failed
+  store_pending_bars,   // closed bars the store missed and will write when it works again
+  store_state,          // StoreState: 0 none configured, 1 ok, 2 failing, 3 unavailable (cannot open)
+  store_last_errno,     // errno of the newest store failure (0: none since start)
+  store_corrupt_records,  // records with a bad checksum found on open (salvaged file moved aside)
   count_                // keep last
 };
 inline constexpr std::size_t kStatSlots = 32;
 static_assert(static_cast<std::size_t>(Stat::count_) <= kStatSlots);
+static_assert(static_cast<std::size_t>(Stat::store_write_errors) == 23, "slots 23..27: the history store");
 
 inline constexpr std::string_view kStatNames[] = {
     "bars_closed",      "frames",          "trades",           "reconnects",
@@ -152,9 +159,13 @@ inline constexpr std::string_view kStatNames[] = {
     "rejected_values",  "duplicate_trades", "out_of_order",    "reconcile_checks",
     "reconcile_diffs",  "not_repaired_bars", "store_hits",     "store_misses",
     "rest_requests",    "rest_weight_used", "unknown_events",  "latency_count",
-    "latency_sum_ns",   "latency_max_ns",   "exchange_offset_ms",
+    "latency_sum_ns",   "latency_max_ns",   "exchange_offset_ms", "store_write_errors",
+    "store_pending_bars", "store_state",   "store_last_errno", "store_corrupt_records",
 };
 static_assert(std::size(kStatNames) == static_cast<std::size_t>(Stat::count_));
+
+// Values of Stat::store_state. Zero is what a segment holds when no store was ever configured.
+enum class StoreState : std::uint64_t { none = 0, ok = 1, failing = 2, unavailable = 3 };
 
 // Latency histogram bucket b counts samples with 2^b <= ns < 2^(b+1) (bucket 0 also takes 0 ns).
 inline constexpr std::size_t kLatencyBuckets = 32;

@@ -57,6 +57,9 @@ inline constexpr std::size_t kMaxConsumerFiles = 4096;       // entries looked a
 inline constexpr std::size_t kMaxRecordsPerProcess = 64;     // records one live process may hold
 inline constexpr std::int64_t kInvalidRecordGraceSec = 2;    // a record being written is briefly invalid
 inline constexpr std::size_t kSeriesManifestMax = 1024 * kSeriesIdLen;  // bytes read of .series (32 KiB)
+// The most series one instance may publish: every id (at most 31 bytes and a newline) fits the
+// manifest readers read. mdshmd --check-config and start-up refuse more.
+inline constexpr std::size_t kMaxSeriesPerInstance = kSeriesManifestMax / kSeriesIdLen;
 
 // ---------------------------------------------------------------------------------------------
 // The record (192 bytes, little-endian, 8-byte fields 8-aligned). Offsets are named constants
