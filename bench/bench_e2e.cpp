@@ -260,7 +260,8 @@ class Rig {
     for (const char* id : {"eth_ticks", "eth_1m", "eth_1h", "eth_1d", "btc_ticks"})
       paths.push_back(mdshm::paths::segment(bench::kShmDir, instance_, id));
     if (!five_series) paths.resize(2);
-    paths.push_back(mdshm::paths::registry(bench::kShmDir, instance_));
+    paths.push_back(mdshm::paths::consumers_dir(bench::kShmDir, instance_) + "/" + std::string(mdshm::kSeriesManifestName));
+    paths.push_back(mdshm::paths::consumers_dir(bench::kShmDir, instance_));
     paths.push_back(mdshm::paths::lock(bench::kShmDir, instance_));
     paths.push_back(mdshm::paths::instance_dir(bench::kShmDir, instance_));
     for (const char* f : {"sim.log", "mdshmd.log", "mdshmd.toml", "ca.pem", "frames.rec", "sends.log"}) paths.push_back(path(f));

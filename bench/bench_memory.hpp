@@ -102,10 +102,10 @@ inline void bench_memory(const std::string& daemon, const std::string& config, d
                   static_cast<unsigned long long>(s.capacity), static_cast<unsigned long long>(f.bytes),
                   static_cast<unsigned long long>(f.allocated), static_cast<double>(f.bytes) / kMB);
     }
-    const auto reg = file_size(mdshm::paths::registry(kShmDir, inst.name()));
+    const auto reg = file_size(mdshm::paths::consumers_dir(kShmDir, inst.name()) + "/" + std::string(mdshm::kSeriesManifestName));
     total += reg.bytes;
     total_alloc += reg.allocated;
-    std::printf("| mdshm.<instance>/@registry | - | %llu | %llu | %.2f |\n", static_cast<unsigned long long>(reg.bytes),
+    std::printf("| mdshm.<instance>/@consumers/.series | - | %llu | %llu | %.2f |\n", static_cast<unsigned long long>(reg.bytes),
                 static_cast<unsigned long long>(reg.allocated), static_cast<double>(reg.bytes) / kMB);
   }
   std::printf("| **total** (target < 32 MB) | %llu | %llu | %llu | **%.2f MB = %.2f MiB** |\n",

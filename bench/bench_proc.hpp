@@ -254,8 +254,8 @@ class ScratchInstance {
       paths.push_back(mdshm::paths::segment(kShmDir, name_, s.id));
       paths.push_back(mdshm::paths::segment_temp(kShmDir, name_, s.id));
     }
-    paths.push_back(mdshm::paths::registry(kShmDir, name_));
-    paths.push_back(mdshm::paths::registry(kShmDir, name_) + ".new");
+    paths.push_back(mdshm::paths::consumers_dir(kShmDir, name_) + "/" + std::string(mdshm::kSeriesManifestName));
+    paths.push_back(mdshm::paths::consumers_dir(kShmDir, name_));
     paths.push_back(mdshm::paths::lock(kShmDir, name_));
     paths.push_back(mdshm::paths::instance_dir(kShmDir, name_));
     int i = 0;

@@ -68,7 +68,7 @@ void Publisher::Impl::open_registry(const std::vector<SeriesSpec>& series) {
   const SegmentOptions& so = opt.segments;
   consumers_dir = paths::consumers_dir(so.shm_dir, so.instance);
   // The shared table of layout 1 is gone: remove ours if a previous version left one.
-  const std::string legacy = paths::registry(so.shm_dir, so.instance);
+  const std::string legacy = paths::legacy_registry(so.shm_dir, so.instance);
   struct stat lst {};
   if (::lstat(legacy.c_str(), &lst) == 0 && lst.st_uid == ::geteuid() && ::unlink(legacy.c_str()) == 0)
     log(LogLevel::info, "removed the old shared registry " + legacy + " (consumers now have one file each)");

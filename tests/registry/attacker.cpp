@@ -35,7 +35,7 @@ struct Counts {
 // the consumers directory.
 std::vector<std::string> targets(const std::string& shm_dir, const std::string& inst) {
   std::vector<std::string> out;
-  const std::string legacy = mdshm::paths::registry(shm_dir, inst);
+  const std::string legacy = mdshm::paths::legacy_registry(shm_dir, inst);
   if (::access(legacy.c_str(), F_OK) == 0) out.push_back(legacy);
   const std::string dir = mdshm::paths::consumers_dir(shm_dir, inst);
   if (DIR* d = ::opendir(dir.c_str())) {

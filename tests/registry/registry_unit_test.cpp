@@ -142,7 +142,7 @@ TEST_CASE("the writer makes the consumers directory; a subscription owns one fil
   const auto inst = mdshm::test::unique_instance("regdir");
   mdshm::test::InstanceCleanup clean{inst};
   // A shared table left by an older version is removed.
-  const std::string legacy = paths::registry("/dev/shm", inst);
+  const std::string legacy = paths::legacy_registry("/dev/shm", inst);
   write_file(legacy, "old", 3);
   publish::Publisher pub(pub_opts(inst), {publish::SeriesSpec{"eth_1m", "ETHUSDT", 60, 64}});
   CHECK(::access(legacy.c_str(), F_OK) != 0);

@@ -120,7 +120,7 @@ struct Scratch {
         fs::remove_all(e.path(), ec);
     }
     for (const std::string& p : {paths::segment(shm, instance, "eth_1m"), paths::lock(shm, instance),
-                                 paths::registry(shm, instance)})
+                                 paths::legacy_registry(shm, instance)})
       fs::remove(p, ec);
   }
   std::string config(const std::string& extra = "", std::uint64_t capacity = 600, const std::string& file = "c.toml") const {

@@ -61,8 +61,8 @@ TEST_CASE("paths: everything of an instance lives in its own directory") {
   CHECK(paths::instance_dir("/dev/shm", "x") == "/dev/shm/mdshm.x");
   CHECK(paths::segment("/dev/shm", "x", "eth_1m") == "/dev/shm/mdshm.x/eth_1m");
   CHECK(paths::lock("/dev/shm", "x") == "/dev/shm/mdshm.x/@lock");
-  CHECK(paths::registry("/dev/shm", "x") == "/dev/shm/mdshm.x/@registry");
-  CHECK_FALSE(paths::is_segment_name("@registry"));
+  CHECK(paths::consumers_dir("/dev/shm", "x") == "/dev/shm/mdshm.x/@consumers");
+  CHECK_FALSE(paths::is_segment_name("@consumers"));
   CHECK(paths::is_segment_name("eth_1m"));
 }
 
@@ -186,7 +186,7 @@ TEST_CASE("issue 8 defect 5: a segment filled from another source is replaced, n
     CHECK(field_string(h.source_kind, kSourceKindLen) == "synthetic");
     CHECK(field_string(h.source_endpoint, kSourceEndpointLen) == "seed=1");
     CHECK(field_string(h.source_symbol, kSourceSymbolLen) == "ETHUSDT");
-    CHECK(h.layout_minor == 2);
+    CHECK(h.layout_major == kLayoutMajor);
   }
   publish::AttachInfo same;
   { auto w = publish::SegmentWriter::open(t.options(), spec("synthetic", "seed=1"), &same); CHECK(w.head() == 5); }
