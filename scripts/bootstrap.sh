@@ -9,7 +9,7 @@ packages=(
   libsimdjson-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev catch2
   libsystemd-dev systemd tmux procps  # systemd: systemd-analyze verifies the unit in the tests
   python3-dev pybind11-dev python3-numpy python3-pytest  # the Python package and its tests
-  python3-torch  # the torch examples and the tests of the torch hand-over (skipped without it)
+  python3-torch python3-matplotlib  # torch hand-over tests and examples; the PNG plot example
 )
 
 missing=()
