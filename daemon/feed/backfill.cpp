@@ -9,8 +9,9 @@ namespace mdshm::feed {
 using namespace detail;
 
 // Fills series `si` with closed bars whose open is before `end_excl`: the store's first, then
-// REST klines for only what neither the segment nor the store holds.
-void BinanceFeed::Impl::backfill_series(std::size_t si, std::int64_t end_excl, std::int64_t now_ms) {
+// REST klines for only what neither the segment nor the store holds. False when REST failed: the
+// series then ends where the fill stopped, and running it again continues from there.
+bool BinanceFeed::Impl::backfill_series(std::size_t si, std::int64_t end_excl, std::int64_t now_ms) {
   auto& fs = series[si];
   auto& w = fs.sink->writer();
   const std::int64_t len = std::int64_t{fs.interval_s} * 1000;
@@ -24,7 +25,7 @@ void BinanceFeed::Impl::backfill_series(std::size_t si, std::int64_t end_excl, s
     const std::int64_t next = (newest->flags & flag::in_progress) ? newest->open_time_ms : newest->open_time_ms + len;
     from = std::max(next, end_excl - static_cast<std::int64_t>(fs.capacity) * len);
   }
-  if (from >= end_excl) return;
+  if (from >= end_excl) return true;
 
   std::vector<Bar> stored;
   auto* st = fs.sink->store();
@@ -38,6 +39,7 @@ void BinanceFeed::Impl::backfill_series(std::size_t si, std::int64_t end_excl, s
   }
   std::size_t next_stored = 0;
   std::uint64_t hits = 0, misses = 0, fetched = 0;
+  bool ok = true;
   auto publish_stored_before = [&](std::int64_t t) {
     for (; next_stored < stored.size() && stored[next_stored].open_time_ms < t; ++next_stored) {
       Bar b = stored[next_stored];
@@ -48,14 +50,18 @@ void BinanceFeed::Impl::backfill_series(std::size_t si, std::int64_t end_excl, s
   for (const auto& r : missing) {
     publish_stored_before(r.from_ms);
     misses += static_cast<std::uint64_t>(store::bars_in(r, fs.interval_s));
-    fetched += fetch_klines(si, r.from_ms, r.to_ms, now_ms);
+    if (!fetch_klines(si, r.from_ms, r.to_ms, now_ms, fetched)) {
+      ok = false;  // a stored bar after the hole would leave the hole behind the segment's newest
+      break;
+    }
   }
-  publish_stored_before(end_excl);
+  if (ok) publish_stored_before(end_excl);
   w.add_stat(Stat::store_hits, hits);
   w.add_stat(Stat::store_misses, misses);
   if (hits || misses)
     spdlog::info("{}: backfill: {} bar(s) from the history store, {} missing, {} fetched from REST", fs.id, hits,
                  misses, fetched);
+  return ok;
 }
 
 // Blocking: the symbol's closed klines of `interval_s` opening in [from, to), in order, to `each`.
@@ -90,10 +96,11 @@ bool BinanceFeed::Impl::for_each_closed_kline(const std::string& who, const std:
   return true;
 }
 
-std::uint64_t BinanceFeed::Impl::fetch_klines(std::size_t si, std::int64_t from, std::int64_t to, std::int64_t now_ms) {
+bool BinanceFeed::Impl::fetch_klines(std::size_t si, std::int64_t from, std::int64_t to, std::int64_t now_ms,
+                                     std::uint64_t& fetched) {
   auto& fs = series[si];
   std::uint64_t published = 0;
-  for_each_closed_kline(fs.id + ": backfill", syms[fs.symbol].name, fs.interval_s, from, to, now_ms, [&](const Bar& k) {
+  const bool ok = for_each_closed_kline(fs.id + ": backfill", syms[fs.symbol].name, fs.interval_s, from, to, now_ms, [&](const Bar& k) {
     Bar b = k;
     b.first_trade_id = b.last_trade_id = -1;  // a kline's f/L are trade ids, not aggTrade ids
     b.flags = flag::closed | flag::backfilled | (b.trade_count == 0 && b.volume == 0 ? flag::empty : 0);
@@ -101,7 +108,8 @@ std::uint64_t BinanceFeed::Impl::fetch_klines(std::size_t si, std::int64_t from,
     if (fs.sink->publish(b)) ++published;
   });
   fs.sink->writer().add_stat(Stat::backfilled_bars, published);
-  return published;
+  fetched += published;
+  return ok;
 }
 
 // A series longer than the catch-up interval (1h, 1d) has its bar in progress since `open`,
@@ -110,7 +118,7 @@ std::uint64_t BinanceFeed::Impl::fetch_klines(std::size_t si, std::int64_t from,
 // until the exchange's closed kline set it right, up to a day later. The catch-up series usually
 // holds those bars already (backfilled just before, or from the store); REST is asked only for
 // the part it does not hold.
-void BinanceFeed::Impl::seed_in_progress(std::size_t si, std::int64_t open, std::int64_t t0, std::int64_t now_ms) {
+bool BinanceFeed::Impl::seed_in_progress(std::size_t si, std::int64_t open, std::int64_t t0, std::int64_t now_ms) {
   auto& fs = series[si];
   const auto& st = syms[fs.symbol];
   std::vector<Bar> parts;
@@ -123,13 +131,14 @@ void BinanceFeed::Impl::seed_in_progress(std::size_t si, std::int64_t open, std:
   };
   if (open < held_from &&
       !for_each_closed_kline(fs.id + ": bar in progress", st.name, st.catch_up_interval_s, open, held_from, now_ms, add))
-    return;  // the bar then starts at t0, and reconciliation flags it when it closes
+    return false;
   for (const auto& b : parts) add(b);
-  if (!seed) return;
+  if (!seed) return true;
   seed->first_trade_id = seed->last_trade_id = -1;
   seed->flags = flag::in_progress | flag::backfilled | (seed->trade_count == 0 ? flag::empty : 0);
   seed->update_wall_ns = net::realtime_ns();
   fs.sink->publish(*seed);
+  return true;
 }
 
 // The closed bars of the symbol's `interval_s` series in [from, to) that its segment holds
@@ -157,18 +166,36 @@ std::int64_t BinanceFeed::Impl::held_closed_bars(std::size_t sym, std::uint32_t 
 }
 
 // Backfill a symbol's series up to its catch-up point and hold its live events until the
-// aggTrades since then are in. Blocking; at startup and for gaps too long for aggTrades.
+// aggTrades since then are in. Blocking; at startup and for gaps too long for aggTrades. The
+// symbol counts as repairing from the start: no bar of it closes on the clock until the refill is
+// complete, because a flat bar across the minutes the klines did not bring would be silently wrong.
+// When REST fails, the refill is tried again later from where it stopped (tick()); meanwhile a
+// gap with the stream back goes the way of any repair REST cannot serve (on_repair_failure).
 void BinanceFeed::Impl::resync(std::size_t sym) {
   auto& st = syms[sym];
+  st.repairing = true;
+  st.resync_due = true;
   const auto now = exchange_now();
   if (!now) return;
   const std::int64_t t0 = bar_open_ms(*now, st.catch_up_interval_s);
-  for (auto i : st.series) backfill_series(i, bar_open_ms(t0, series[i].interval_s), *now);
+  bool ok = true;
+  for (auto i : st.series) ok = ok && backfill_series(i, bar_open_ms(t0, series[i].interval_s), *now);
   for (auto i : st.series)
-    if (const std::int64_t open = bar_open_ms(t0, series[i].interval_s); open < t0) seed_in_progress(i, open, t0, *now);
-  aggs[sym].restore();
+    if (const std::int64_t open = bar_open_ms(t0, series[i].interval_s); ok && open < t0)
+      ok = seed_in_progress(i, open, t0, *now);
+  aggs[sym].restore();  // continue from what the segments hold now, complete or not
+  if (!ok) {
+    ++st.failures;
+    const auto delay = retry_delay(st.failures);
+    spdlog::warn("{}: refilling bars from klines failed: its bars stay open, trying again in {} ms", st.name,
+                 delay.count());
+    st.next_resync = std::chrono::steady_clock::now() + delay;
+    if (connected && !st.held.empty() && std::chrono::steady_clock::now() - st.held_since > opt.max_repair_hold)
+      give_up(sym);
+    return;
+  }
   st.resync_due = false;
-  st.repairing = true;
+  st.failures = 0;
   st.from_time = t0;
   request_repair(sym);
 }

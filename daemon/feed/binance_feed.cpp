@@ -210,6 +210,7 @@ void BinanceFeed::Impl::on_ws_event(const net::WsEvent& e) {
           // A repair waiting out an outage goes again now rather than at its next retry.
           if (syms[s].repairing && !syms[s].in_flight) {
             syms[s].timer->cancel();
+            syms[s].next_resync = {};
             request_repair(s);
           }
         }
@@ -253,7 +254,7 @@ void BinanceFeed::Impl::tick() {
   const auto steady = std::chrono::steady_clock::now();
   for (std::size_t s = 0; s < syms.size(); ++s) {
     auto& st = syms[s];
-    if (st.resync_due && !st.in_flight) resync(s);
+    if (st.resync_due && !st.in_flight && steady >= st.next_resync) resync(s);
     if (!st.repairing && !st.healing && !st.unhealed.empty() && steady >= st.next_heal && !rest->banned_until_ns())
       heal(s);
   }

@@ -82,6 +82,7 @@ struct SymbolState {
   bool repairing = false;
   bool in_flight = false;
   bool resync_due = false;
+  std::chrono::steady_clock::time_point next_resync{};  // after a failed refill
   std::optional<std::int64_t> from_time;  // next repair request by startTime (catch-up)
   std::int64_t gap_from_ms = 0;           // last trade time when the gap opened
   std::vector<Held> held;
@@ -150,12 +151,13 @@ struct BinanceFeed::Impl {
   void add_clock_sample(const net::RestResponse& r);
 
   // ---- startup backfill (blocking) ------------------------------------------------------------
-  void backfill_series(std::size_t si, std::int64_t end_excl, std::int64_t now_ms);
+  [[nodiscard]] bool backfill_series(std::size_t si, std::int64_t end_excl, std::int64_t now_ms);
   template <class Each>
   bool for_each_closed_kline(const std::string& who, const std::string& sym, std::uint32_t interval_s,
                              std::int64_t from, std::int64_t to, std::int64_t now_ms, Each&& each);
-  std::uint64_t fetch_klines(std::size_t si, std::int64_t from, std::int64_t to, std::int64_t now_ms);
-  void seed_in_progress(std::size_t si, std::int64_t open, std::int64_t t0, std::int64_t now_ms);
+  [[nodiscard]] bool fetch_klines(std::size_t si, std::int64_t from, std::int64_t to, std::int64_t now_ms,
+                                  std::uint64_t& fetched);
+  [[nodiscard]] bool seed_in_progress(std::size_t si, std::int64_t open, std::int64_t t0, std::int64_t now_ms);
   std::int64_t held_closed_bars(std::size_t sym, std::uint32_t interval_s, std::int64_t from, std::int64_t to,
                                 std::vector<Bar>& out);
   void resync(std::size_t sym);

@@ -145,6 +145,8 @@ void BinanceFeed::Impl::give_up(std::size_t sym) {
   for (auto si : st.series) flag_not_repaired(si, gap_from, gap_to);
   st.unhealed.emplace_back(gap_from, gap_to);
   st.repairing = false;
+  st.resync_due = false;  // a refill that could not finish is given up on with the rest
+  st.from_time.reset();
   st.failures = 0;
 }
 
@@ -204,6 +206,8 @@ void BinanceFeed::Impl::heal_step(std::size_t sym, std::size_t k, std::int64_t c
   st.heal_failures = 0;
 }
 
+// Bars that carry the exchange's values (reconciled with its closed kline, or refilled from its
+// klines) are right whatever the gap did to the trades: they are not flagged.
 void BinanceFeed::Impl::flag_not_repaired(std::size_t si, std::int64_t from_ms, std::int64_t to_ms) {
   auto& fs = series[si];
   const std::int64_t lo = bar_open_ms(from_ms, fs.interval_s), hi = bar_open_ms(to_ms, fs.interval_s);
@@ -212,6 +216,8 @@ void BinanceFeed::Impl::flag_not_repaired(std::size_t si, std::int64_t from_ms, 
     auto b = fs.sink->bar_at(idx);
     if (!b || b->open_time_ms < lo) break;
     if (b->open_time_ms > hi) continue;
+    if ((b->flags & flag::reconciled) || (b->flags & (flag::closed | flag::backfilled)) == (flag::closed | flag::backfilled))
+      continue;
     b->flags |= flag::not_repaired;
     if (fs.sink->amend(idx, *b)) ++n;
   }

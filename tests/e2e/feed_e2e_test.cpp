@@ -323,6 +323,35 @@ Checked check_eth_1m(const std::string& shm, const std::map<std::int64_t, Row>& 
   return c;
 }
 
+bool equals_row(const mdshm::Bar& b, const Row& r) {
+  return b.open == r.open && b.high == r.high && b.low == r.low && b.close == r.close &&
+         std::fabs(b.volume - r.volume) <= 1e-9 * r.volume + 1e-12 && b.trade_count == r.trades;
+}
+
+// Closed eth_1m bars that differ from the CSV row of their minute (or have none) and carry no flag
+// that says so: silently wrong bars. At any moment this must be 0 (a bar is right, or flagged).
+std::size_t silently_wrong(const std::string& shm, const std::map<std::int64_t, Row>& csv) {
+  std::size_t n = 0;
+  for (const auto& b : read_all(shm, "eth_1m")) {
+    if (!(b.flags & mdshm::flag::closed) || (b.flags & mdshm::flag::not_repaired)) continue;
+    const auto it = csv.find(b.open_time_ms);
+    if (it == csv.end() || !equals_row(b, it->second)) {
+      UNSCOPED_INFO("silently wrong bar " << b.open_time_ms << " flags " << b.flags << " volume " << b.volume);
+      ++n;
+    }
+  }
+  return n;
+}
+
+// Bars of any series flagged not_repaired although they carry the exchange's values (reconciled).
+std::size_t reconciled_but_not_repaired(const std::string& shm) {
+  std::size_t n = 0;
+  for (const auto& id : {"eth_ticks", "eth_1m", "eth_1h", "btc_ticks"})
+    for (const auto& b : read_all(shm, id))
+      n += (b.flags & mdshm::flag::reconciled) && (b.flags & mdshm::flag::not_repaired);
+  return n;
+}
+
 // The 1s bars of each complete minute add up to that minute's 1m row: a lost or doubled trade in
 // the ticks series shows here even where the 1m bar was reconciled.
 // `max_diffs`: 1s bars the exchange's kline had to correct. An aggTrade hole is seen only when the
@@ -574,7 +603,9 @@ TEST_CASE("REST down while the stream is back: held trades go live, the gap's ba
   const auto shm = dir / "shm";
   fs::create_directories(shm);
   Daemon d(dir, config(dir, sim.port(), shm, "repair_hold_s = 1\n"), "daemon");
+  std::size_t both_flags = 0;  // a reconciled bar is right: it must never be flagged not_repaired
   const bool healed = poll_until(30s, 250ms, [&] {
+    both_flags = std::max(both_flags, reconciled_but_not_repaired(shm));
     const auto log = d.log();
     return log.find("ETHUSDT: bars of the gap") != std::string::npos &&
            log.find("BTCUSDT: bars of the gap") != std::string::npos;
@@ -583,6 +614,7 @@ TEST_CASE("REST down while the stream is back: held trades go live, the gap's ba
   REQUIRE(d.alive());
   INFO(d.log());
   CHECK(healed);
+  CHECK(both_flags == 0);
   CHECK(stat(shm, "eth_ticks", mdshm::Stat::not_repaired_bars) >= 10);  // the give-up happened
   CHECK(stat(shm, "btc_ticks", mdshm::Stat::not_repaired_bars) >= 10);
   for (const auto& id : {"eth_ticks", "eth_1m", "eth_1h", "btc_ticks"}) {
@@ -633,6 +665,47 @@ TEST_CASE("a network blackout longer than 15 minutes of exchange time is refille
   CHECK(std::any_of(reqs.begin(), reqs.end(), [](const std::string& r) {
     return param(r, "startTime") > kStartMs && param(r, "startTime") < kStartMs + 10 * kMinute;
   }));
+  CHECK(d.stop() == 0);
+}
+
+TEST_CASE("a second outage during the klines refill leaves no silently flat bar", "[e2e]") {
+  const auto csv = load_csv();
+  TempDir dir;
+  // At 120x a 20 s blackout is 40 minutes of exchange time (long enough that the repair requests
+  // begun while the gap was short have failed before it ends): the daemon refills the bars from
+  // REST klines. The simulator starts a second blackout (8 s) at ETHUSDT's first klines request, so the refill
+  // gets nothing. The refill's bars must not close flat on the clock: they stay open (stale) until
+  // REST answers again, and then every bar equals the exchange's kline.
+  Sim sim(dir, "", 120);
+  const auto shm = dir / "shm";
+  fs::create_directories(shm);
+  Daemon d(dir, config(dir, sim.port(), shm), "daemon");
+  wait_for_bars(shm, 2, 25s);
+  REQUIRE(d.alive());
+  REQUIRE(sim.command("blackout_on klines?symbol=ETHUSDT 8").rfind("ok", 0) == 0);
+  REQUIRE(sim.command("blackout 20").rfind("ok", 0) == 0);
+  std::size_t wrong = 0;
+  std::int64_t healthy_at = -1;
+  poll_until(150s, 250ms, [&] {
+    wrong = std::max(wrong, silently_wrong(shm, csv));
+    const auto log = d.log();
+    const auto refill = log.find("ETHUSDT: gap of");
+    if (refill == std::string::npos) return false;
+    if (healthy_at < 0 && log.find("ETHUSDT: healthy", refill) != std::string::npos) healthy_at = sim.clock_ms();
+    return healthy_at > 0 && sim.clock_ms() > healthy_at + 5 * kMinute;
+  });
+  REQUIRE(d.alive());
+  INFO(d.log());
+  REQUIRE(healthy_at > 0);
+  // The second blackout did meet the refill: a klines request of it failed.
+  CHECK(std::regex_search(d.log(), std::regex("backfill: /api/v3/klines\\?symbol=ETHUSDT[^\\n]* failed")));
+  CHECK(wrong == 0);
+  CHECK(silently_wrong(shm, csv) == 0);
+  const auto c = check_eth_1m(shm, csv);  // contiguous, equal to the CSV, none left not_repaired
+  CHECK(c.backfilled >= 30 + 40);         // the startup backfill and both blackouts' minutes
+  CHECK(c.live >= 5);
+  check_ticks_sum(shm, csv, kStartMs);
+  CHECK(stat(shm, "btc_ticks", mdshm::Stat::not_repaired_bars) == 0);
   CHECK(d.stop() == 0);
 }
 

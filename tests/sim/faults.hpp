@@ -5,6 +5,8 @@
 //   blackout SECONDS          the network is gone: every WebSocket dropped, every new connection
 //                             (WebSocket and REST) closed at once, while the replay clock runs on
 //   rest_down SECONDS         REST is gone (its connections closed, no answer); the stream stays
+//   blackout_on TEXT SECONDS  the next REST request whose target contains TEXT starts a blackout of
+//                             SECONDS (it gets no answer): an outage at an exact step of a repair
 //   shutdown                  send a serverShutdown event on every WebSocket
 //   malformed N | truncate N  insert N broken copies of the next frames (the real frames follow)
 //   duplicate N               send each of the next N aggTrade frames twice
@@ -41,6 +43,8 @@ struct Faults {
   int rest_slow_ms = 0;
   int rest_partial = 0;
   std::deque<RestFault> rest_errors;
+  std::string blackout_on;  // empty: not armed
+  std::chrono::steady_clock::duration blackout_on_for{};
 
   // Takes one REST fault if any is queued.
   bool next_rest_error(RestFault& out) {
@@ -48,6 +52,13 @@ struct Faults {
     if (rest_errors.empty()) return false;
     out = rest_errors.front();
     --rest_errors.front().remaining;
+    return true;
+  }
+  // Fires the armed blackout_on if `target` matches: true when the network is gone from now on.
+  bool trigger_blackout(std::string_view target) {
+    if (blackout_on.empty() || target.find(blackout_on) == std::string_view::npos) return false;
+    blackout_on.clear();
+    blackout_until = std::chrono::steady_clock::now() + blackout_on_for;
     return true;
   }
   bool stalled() const { return std::chrono::steady_clock::now() < stall_until; }

@@ -382,6 +382,10 @@ awaitable<void> Server::connection(tcp::socket socket) {
         co_return;
       }
       if (faults_.rest_down()) break;  // no answer: the connection just closes
+      if (faults_.trigger_blackout(std::string_view(req.target().data(), req.target().size()))) {
+        actions().drop_all();
+        break;
+      }
       co_await serve_rest(stream, req, keep);
     }
     beast::error_code ec;
