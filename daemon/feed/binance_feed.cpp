@@ -42,8 +42,11 @@ BinanceFeed::Impl::Impl(asio::io_context& io, FeedOptions o, std::vector<aggrega
   for (std::size_t i = 0; i < aggs.size(); ++i) {
     SymbolState st;
     st.name = aggs[i].symbol();
-    st.timer = std::make_unique<asio::steady_timer>(ioc);
     syms.push_back(std::move(st));
+  }
+  for (std::size_t i = 0; i < syms.size(); ++i) {
+    syms[i].port = make_symbol_port(*this, i);
+    syms[i].gap = std::make_unique<GapMachine>(*syms[i].port, GapOptions{opt.max_trade_repair, opt.max_repair_hold});
   }
   for (std::size_t i = 0; i < series.size(); ++i) syms[series[i].symbol].series.push_back(i);
   for (auto& st : syms) {
@@ -114,7 +117,7 @@ void BinanceFeed::Impl::hold(std::size_t sym, Held h) {
   auto& st = syms[sym];
   if (st.held.size() >= opt.max_held_events) {
     spdlog::error("{}: {} live events held while repairing: giving up the repair", st.name, st.held.size());
-    give_up(sym);
+    st.gap->on_overflow();
     return apply_live(sym, std::move(h));
   }
   if (st.held.empty()) st.held_since = std::chrono::steady_clock::now();
@@ -128,7 +131,7 @@ void BinanceFeed::Impl::apply_live(std::size_t sym, Held h) {
 
 void BinanceFeed::Impl::on_trade_event(std::size_t sym, const Trade& t) {
   auto& st = syms[sym];
-  if (st.repairing) return hold(sym, Held{false, t, {}});
+  if (st.gap->repairing()) return hold(sym, Held{false, t, {}});
   const auto last = aggs[sym].last_trade_id();
   if (st.overlap && last >= 0) {
     if (t.id <= last) {
@@ -151,7 +154,7 @@ void BinanceFeed::Impl::on_trade_event(std::size_t sym, const Trade& t) {
 
 void BinanceFeed::Impl::on_kline_event(std::size_t sym, const Kline& k) {
   if (!k.closed) return;  // only closed klines reconcile
-  if (syms[sym].repairing) return hold(sym, Held{true, {}, k});
+  if (syms[sym].gap->repairing()) return hold(sym, Held{true, {}, k});
   apply_kline(sym, k);
 }
 
@@ -207,12 +210,7 @@ void BinanceFeed::Impl::on_ws_event(const net::WsEvent& e) {
       if (!e.rotation)
         for (std::size_t s = 0; s < syms.size(); ++s) {
           syms[s].seen_since_connect = false;
-          // A repair waiting out an outage goes again now rather than at its next retry.
-          if (syms[s].repairing && !syms[s].in_flight) {
-            syms[s].timer->cancel();
-            syms[s].next_resync = {};
-            request_repair(s);
-          }
+          syms[s].gap->on_connected();
         }
       break;
     case net::WsEvent::Kind::rotated:
@@ -254,8 +252,8 @@ void BinanceFeed::Impl::tick() {
   const auto steady = std::chrono::steady_clock::now();
   for (std::size_t s = 0; s < syms.size(); ++s) {
     auto& st = syms[s];
-    if (st.resync_due && !st.in_flight && steady >= st.next_resync) resync(s);
-    if (!st.repairing && !st.healing && !st.unhealed.empty() && steady >= st.next_heal && !rest->banned_until_ns())
+    st.gap->on_tick();
+    if (!st.gap->repairing() && !st.healing && !st.unhealed.empty() && steady >= st.next_heal && !rest->banned_until_ns())
       heal(s);
   }
   // tick() runs every ~20 ms; a much longer gap means this process was stopped or starved, and
@@ -312,7 +310,10 @@ std::string BinanceFeed::Impl::start() {
   }
   if (!clock.synced()) return "GET /api/v3/time: no serverTime in the response";
   spdlog::info("exchange clock: {} ms (offset {} ms)", *exchange_now(), clock.offset_ns() / 1'000'000);
-  for (std::size_t s = 0; s < syms.size(); ++s) resync(s);
+  for (auto& st : syms) {
+    st.gap->start_refill();
+    st.gap->on_tick();
+  }
   flush_counters();
 
   clock_timer = std::make_unique<asio::steady_timer>(ioc);
@@ -345,7 +346,7 @@ std::string BinanceFeed::Impl::start() {
 void BinanceFeed::Impl::stop() {
   if (ws) ws->stop();
   if (clock_timer) clock_timer->cancel();
-  for (auto& st : syms) st.timer->cancel();
+  for (auto& st : syms) st.port->cancel_timer();
   rest->stop();
   flush_counters();
   recorder.flush();
@@ -365,6 +366,6 @@ void BinanceFeed::stop() { impl_->stop(); }
 void BinanceFeed::set_rest_weight_budget(int budget) { impl_->rest->set_weight_budget(budget); }
 void BinanceFeed::handle_frame(std::string_view text, std::int64_t recv_wall_ns) { impl_->handle_frame(text, recv_wall_ns); }
 void BinanceFeed::set_exchange_time(std::int64_t local_ns, std::int64_t ms) { impl_->clock.add_sample(local_ns, ms); }
-bool BinanceFeed::repairing(std::size_t symbol) const { return impl_->syms.at(symbol).repairing; }
+bool BinanceFeed::repairing(std::size_t symbol) const { return impl_->syms.at(symbol).gap->repairing(); }
 
 }  // namespace mdshm::feed
