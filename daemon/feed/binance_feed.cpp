@@ -262,14 +262,16 @@ void BinanceFeed::Impl::tick() {
   last_tick = steady;
   if (const auto now = exchange_now(); now && !resumed) {
     const auto grace = static_cast<std::int64_t>(static_cast<double>(opt.close_grace.count()) * clock.rate());
-    std::int64_t upto = *now - grace;
-    // A backlog (the daemon was paused, the link slowed down): frames arrive later than the grace,
-    // so trades of bars the clock says are over still wait in the socket. Close only what the
-    // stream has shown (one connection delivers in event order) until it has caught up.
-    const auto arrived = stream_event_ms ? clock.now_ms(stream_event_recv_ns) : std::nullopt;
-    if (arrived && *arrived - stream_event_ms > grace) upto = std::min(upto, stream_event_ms);
+    // Frames arrive `late` after their event time: the newest one's lateness (the link's latency,
+    // or a backlog when the daemon was paused or the link slowed down) says until when trades of
+    // bars the clock says are over may still wait in the socket. A quiet stream (no frame for a
+    // while) does not hold bars back: they close on time, within the grace plus that latency.
+    std::int64_t late = 0;
+    if (const auto arrived = stream_event_ms ? clock.at_ms(stream_event_recv_ns) : std::nullopt)
+      late = std::max<std::int64_t>(0, *arrived - stream_event_ms);
+    const std::int64_t upto = *now - grace - late;
     for (std::size_t s = 0; s < syms.size(); ++s)
-      if (!syms[s].repairing) aggs[s].advance_to(upto);
+      if (!syms[s].gap->repairing()) aggs[s].advance_to(upto);
   }
   for (auto& fs : series)
     if (auto* st = fs.sink->store()) {

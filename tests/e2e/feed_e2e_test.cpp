@@ -673,16 +673,17 @@ TEST_CASE("a second outage during the klines refill leaves no silently flat bar"
   TempDir dir;
   // At 120x a 20 s blackout is 40 minutes of exchange time (long enough that the repair requests
   // begun while the gap was short have failed before it ends): the daemon refills the bars from
-  // REST klines. The simulator starts a second blackout (8 s) at ETHUSDT's first klines request, so the refill
-  // gets nothing. The refill's bars must not close flat on the clock: they stay open (stale) until
-  // REST answers again, and then every bar equals the exchange's kline.
+  // REST klines. The simulator starts a second blackout at ETHUSDT's first klines request, long
+  // enough (15 s) that every klines request of the refill fails, retries included. The refill's
+  // bars must not close flat on the clock: they stay open (stale) until REST answers again, and
+  // then every bar equals the exchange's kline.
   Sim sim(dir, "", 120);
   const auto shm = dir / "shm";
   fs::create_directories(shm);
   Daemon d(dir, config(dir, sim.port(), shm), "daemon");
   wait_for_bars(shm, 2, 25s);
   REQUIRE(d.alive());
-  REQUIRE(sim.command("blackout_on klines?symbol=ETHUSDT 8").rfind("ok", 0) == 0);
+  REQUIRE(sim.command("blackout_on klines?symbol=ETHUSDT 15").rfind("ok", 0) == 0);
   REQUIRE(sim.command("blackout 20").rfind("ok", 0) == 0);
   std::size_t wrong = 0;
   std::int64_t healthy_at = -1;
@@ -706,6 +707,49 @@ TEST_CASE("a second outage during the klines refill leaves no silently flat bar"
   CHECK(c.live >= 5);
   check_ticks_sum(shm, csv, kStartMs);
   CHECK(stat(shm, "btc_ticks", mdshm::Stat::not_repaired_bars) == 0);
+  CHECK(d.stop() == 0);
+}
+
+TEST_CASE("a connection that carries no data for a while: no reconnect, and bars close on time", "[e2e]") {
+  const auto csv = load_csv();
+  TempDir dir;
+  // For 3 s (3 minutes of exchange time, three watchdog periods of 1 s) the simulator sends no data
+  // frame; pings and pongs go on, as on a live connection of a quiet market. The connection must
+  // stay (a quiet symbol opens no gap), and the 1s bars must go on closing on the exchange clock
+  // within the grace (50 ms of wall time, 3 s of exchange time at 60x) of their end, not wait for
+  // the next frame. The frames held back arrive afterwards and are merged into their bars.
+  Sim sim(dir, "", 60);
+  const auto shm = dir / "shm";
+  fs::create_directories(shm);
+  Daemon d(dir, config(dir, sim.port(), shm), "daemon");
+  wait_for_bars(shm, 2, 25s);
+  REQUIRE(d.alive());
+  REQUIRE(sim.command("quiet 3").rfind("ok", 0) == 0);
+  std::this_thread::sleep_for(300ms);
+  std::int64_t worst_lag = 0;
+  int samples = 0;
+  for (const auto until = std::chrono::steady_clock::now() + 2400ms; std::chrono::steady_clock::now() < until;) {
+    const std::int64_t exchange_now = sim.clock_ms();
+    std::int64_t newest_end = 0;
+    for (const auto& b : read_all(shm, "eth_ticks"))
+      if (b.flags & mdshm::flag::closed) newest_end = std::max(newest_end, b.open_time_ms + 1000);
+    worst_lag = std::max(worst_lag, exchange_now - newest_end);
+    ++samples;
+    std::this_thread::sleep_for(50ms);
+  }
+  std::this_thread::sleep_for(4s);  // the frames held back arrive; the minutes' klines reconcile
+  REQUIRE(d.alive());
+  const auto log = d.log();
+  INFO(log);
+  CHECK(samples >= 10);
+  // 3 s of grace, 1.2 s between ticks, the polling and a loaded machine: 20 s of exchange time
+  // (333 ms of wall time). Without closing on the clock the lag grows to the whole 3 minutes.
+  CHECK(worst_lag <= 20'000);
+  CHECK(log.find("stream stalled") == std::string::npos);
+  CHECK(stat(shm, "eth_1m", mdshm::Stat::reconnects) == 0);
+  CHECK(stat(shm, "eth_1m", mdshm::Stat::gaps_detected) == 0);
+  CHECK(silently_wrong(shm, csv) == 0);
+  check_eth_1m(shm, csv, 4);  // bars closed flat before their late trades came: the klines corrected them
   CHECK(d.stop() == 0);
 }
 

@@ -56,6 +56,7 @@ std::string apply_command(std::string_view line, Faults& f, const ControlActions
     return true;
   };
   if (cmd == "stall") return seconds_arg(f.stall_until) ? "ok stall" : "error usage: stall SECONDS";
+  if (cmd == "quiet") return seconds_arg(f.quiet_until) ? "ok quiet" : "error usage: quiet SECONDS";
   if (cmd == "rest_down") return seconds_arg(f.rest_down_until) ? "ok rest_down" : "error usage: rest_down SECONDS";
   if (cmd == "blackout") {
     if (!seconds_arg(f.blackout_until)) return "error usage: blackout SECONDS";

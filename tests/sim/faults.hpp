@@ -2,6 +2,8 @@
 // line protocol that scripts it (control port or --faults file). Commands, one per line:
 //   drop                      close every WebSocket at once, without a close frame
 //   stall SECONDS             stop sending on every WebSocket (frames and pings), sockets stay open
+//   quiet SECONDS             hold data frames back (sent late, at once, afterwards); pings and
+//                             pongs go on: a live connection that carries no data for a while
 //   blackout SECONDS          the network is gone: every WebSocket dropped, every new connection
 //                             (WebSocket and REST) closed at once, while the replay clock runs on
 //   rest_down SECONDS         REST is gone (its connections closed, no answer); the stream stays
@@ -38,6 +40,7 @@ struct RestFault {
 struct Faults {
   int malformed = 0, truncate = 0, duplicate = 0, reorder = 0, hole = 0;
   std::chrono::steady_clock::time_point stall_until{};
+  std::chrono::steady_clock::time_point quiet_until{};
   std::chrono::steady_clock::time_point blackout_until{};
   std::chrono::steady_clock::time_point rest_down_until{};
   int rest_slow_ms = 0;
@@ -62,6 +65,7 @@ struct Faults {
     return true;
   }
   bool stalled() const { return std::chrono::steady_clock::now() < stall_until; }
+  bool quiet() const { return std::chrono::steady_clock::now() < quiet_until; }
   bool blacked_out() const { return std::chrono::steady_clock::now() < blackout_until; }
   bool rest_down() const { return std::chrono::steady_clock::now() < rest_down_until; }
 };

@@ -453,11 +453,13 @@ awaitable<void> Server::websocket_session(std::shared_ptr<WsSession> s, std::vec
   sessions_.push_back(s);
   asio::co_spawn(io_, ws_writer(s, std::move(streams)), asio::detached);
   asio::co_spawn(io_, ws_control(s), asio::detached);
-  // The reader: answers the client's pings (Beast does) and notices pongs and closes.
+  // The reader: answers the client's pings (Beast does) and notices pongs and closes. A stall is a
+  // dead link: the client's pings go unanswered too (nothing is read meanwhile).
   try {
     beast::flat_buffer buf;
     for (;;) {
       buf.clear();
+      while (faults_.stalled() && !s->closed) co_await sleep_for(std::chrono::milliseconds(20));
       co_await s->ws.async_read(buf, use_awaitable);
     }
   } catch (const std::exception&) {
@@ -485,7 +487,7 @@ awaitable<void> Server::ws_writer(std::shared_ptr<WsSession> s, std::vector<std:
   };
   try {
     while (!s->closed) {
-      if (faults_.stalled()) {
+      if (faults_.stalled() || faults_.quiet()) {
         co_await sleep_for(kTick);
         continue;
       }
