@@ -300,6 +300,23 @@ void BinanceFeed::Impl::flush_counters() {
   }
 }
 
+// A re-attached segment whose bars run ahead of the exchange clock was written by another source,
+// or by a replay that has started again from an earlier time (a simulator run twice). Its trade ids
+// are ahead too: every live trade would be dropped as a duplicate while the series stops updating,
+// and the writer cannot put earlier bars after later ones. So the daemon does not start on it.
+std::string BinanceFeed::Impl::check_segments_behind(std::int64_t now_ms) {
+  constexpr std::int64_t kSlackMs = 60'000;  // clock error and the bar in progress
+  for (const auto& fs : series) {
+    const auto newest = fs.sink->writer().newest();
+    const std::int64_t len = std::int64_t{fs.interval_s} * 1000;
+    if (newest && newest->open_time_ms > bar_open_ms(now_ms, fs.interval_s) + len + kSlackMs)
+      return "series " + fs.id + ": the segment's newest bar opens at " + std::to_string(newest->open_time_ms) +
+             " ms, after the exchange clock (" + std::to_string(now_ms) +
+             " ms): it holds another source's or an earlier replay's bars; remove it (or use another instance)";
+  }
+  return {};
+}
+
 std::string BinanceFeed::Impl::start() {
   if (!rest->setup_error().empty()) return "REST: " + rest->setup_error();
   if (!opt.record_path.empty() && !recorder.open(opt.record_path))
@@ -312,6 +329,7 @@ std::string BinanceFeed::Impl::start() {
   }
   if (!clock.synced()) return "GET /api/v3/time: no serverTime in the response";
   spdlog::info("exchange clock: {} ms (offset {} ms)", *exchange_now(), clock.offset_ns() / 1'000'000);
+  if (auto err = check_segments_behind(*exchange_now()); !err.empty()) return err;
   for (auto& st : syms) {
     st.gap->start_refill();
     st.gap->on_tick();

@@ -180,6 +180,7 @@ struct BinanceFeed::Impl {
   void schedule_clock_sync();
   void tick();
   void flush_counters();
+  std::string check_segments_behind(std::int64_t now_ms);
   std::string start();
   void stop();
 };

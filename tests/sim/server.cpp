@@ -454,16 +454,17 @@ awaitable<void> Server::websocket_session(std::shared_ptr<WsSession> s, std::vec
   asio::co_spawn(io_, ws_writer(s, std::move(streams)), asio::detached);
   asio::co_spawn(io_, ws_control(s), asio::detached);
   // The reader: answers the client's pings (Beast does) and notices pongs and closes. A stall is a
-  // dead link: the client's pings go unanswered too (nothing is read meanwhile).
+  // dead link: ws_control shuts the receiving side, so the client's pings go unanswered too; the
+  // socket closes only when the stall is over (a dead link sends no FIN either).
   try {
     beast::flat_buffer buf;
     for (;;) {
       buf.clear();
-      while (faults_.stalled() && !s->closed) co_await sleep_for(std::chrono::milliseconds(20));
       co_await s->ws.async_read(buf, use_awaitable);
     }
   } catch (const std::exception&) {
   }
+  while (faults_.stalled() && !s->closed) co_await sleep_for(std::chrono::milliseconds(20));
   if (!s->closed) {
     s->closed = true;
     beast::error_code ec;
@@ -574,6 +575,10 @@ awaitable<void> Server::ws_control(std::shared_ptr<WsSession> s) {
   try {
     while (!s->closed) {
       co_await sleep_for(milliseconds(20));
+      if (faults_.stalled()) {
+        beast::error_code ec;  // the dead link of a stall: nothing the client sends is read
+        beast::get_lowest_layer(s->ws).socket().shutdown(tcp::socket::shutdown_receive, ec);
+      }
       const auto now = Clock::now();
       if (now - born >= lifetime) {
         co_await s->ws.async_close(websocket::close_code::normal, use_awaitable);
