@@ -160,6 +160,7 @@ void BinanceFeed::Impl::on_kline_event(std::size_t sym, const Kline& k) {
 
 void BinanceFeed::Impl::handle_frame(std::string_view text, std::int64_t recv_ns) {
   recorder.write(recv_ns, text);
+  ++frames_since_tick;
   const auto r = parser.parse(text, ev, recv_ns);
   if (!r.ok()) {
     ++unattributed_frames;
@@ -260,16 +261,17 @@ void BinanceFeed::Impl::tick() {
   // what arrived meanwhile has not been read yet: no bar closes on the clock before it has.
   const bool resumed = last_tick != std::chrono::steady_clock::time_point{} && steady - last_tick > kResumeGap;
   last_tick = steady;
+  const bool reading = std::exchange(frames_since_tick, 0) > 0;
   if (const auto now = exchange_now(); now && !resumed) {
     const auto grace = static_cast<std::int64_t>(static_cast<double>(opt.close_grace.count()) * clock.rate());
-    // Frames arrive `late` after their event time: the newest one's lateness (the link's latency,
-    // or a backlog when the daemon was paused or the link slowed down) says until when trades of
-    // bars the clock says are over may still wait in the socket. A quiet stream (no frame for a
-    // while) does not hold bars back: they close on time, within the grace plus that latency.
-    std::int64_t late = 0;
-    if (const auto arrived = stream_event_ms ? clock.at_ms(stream_event_recv_ns) : std::nullopt)
-      late = std::max<std::int64_t>(0, *arrived - stream_event_ms);
-    const std::int64_t upto = *now - grace - late;
+    std::int64_t upto = *now - grace;
+    // A backlog (the daemon was paused, the link slowed down): frames arrive later than the grace,
+    // so trades of bars the clock says are over may still wait in the socket. While frames are
+    // being read (some came since the last tick) and the newest came late, close only what the
+    // stream has shown (one connection delivers in event order). A stream that delivered nothing
+    // since the last tick has nothing waiting: a quiet symbol's bars close on time.
+    const auto arrived = stream_event_ms ? clock.at_ms(stream_event_recv_ns) : std::nullopt;
+    if (reading && arrived && *arrived - stream_event_ms > grace) upto = std::min(upto, stream_event_ms);
     for (std::size_t s = 0; s < syms.size(); ++s)
       if (!syms[s].gap->repairing()) aggs[s].advance_to(upto);
   }

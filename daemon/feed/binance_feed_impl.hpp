@@ -122,6 +122,7 @@ struct BinanceFeed::Impl {
   // The newest event time (`E`) the stream delivered and when its frame arrived (CLOCK_REALTIME):
   // tick() tells from them how late the stream runs, off the per-frame path.
   std::int64_t stream_event_ms = 0, stream_event_recv_ns = 0;
+  std::uint64_t frames_since_tick = 0;  // tick() tells a backlog being read from a quiet stream
   std::chrono::steady_clock::time_point last_tick{};
   std::uint64_t newest_conn = 0;  // the connection that came up last
   int clock_samples = 0;
