@@ -7,7 +7,6 @@
 #include <cstring>
 #include <spdlog/spdlog.h>
 
-#include "net/clock_sync.hpp"
 #include "net/tls_options.hpp"
 
 namespace mdshm::feed {

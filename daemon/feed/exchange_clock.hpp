@@ -1,6 +1,6 @@
 // The exchange's clock as the feed sees it: local wall clock mapped through the latest
 // /api/v3/time samples. Binance's clock runs at our rate, give or take NTP; the simulator's runs at
-// --speed times ours and starts years in the past. So, unlike net::ClockOffsetEstimator (which
+// --speed times ours and starts years in the past. So, unlike an NTP-style offset estimate (which
 // trusts the shortest round trip among old samples, right only at rate 1), the rate is measured
 // too: between the oldest kept sample and the newest. Trade times seen also push the clock
 // forward (trade time is the truth); it never runs backwards.
