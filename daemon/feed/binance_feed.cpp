@@ -7,7 +7,6 @@
 #include <cstring>
 #include <spdlog/spdlog.h>
 
-#include "net/clock_sync.hpp"
 #include "net/tls_options.hpp"
 
 namespace mdshm::feed {
@@ -42,8 +41,11 @@ BinanceFeed::Impl::Impl(asio::io_context& io, FeedOptions o, std::vector<aggrega
   for (std::size_t i = 0; i < aggs.size(); ++i) {
     SymbolState st;
     st.name = aggs[i].symbol();
-    st.timer = std::make_unique<asio::steady_timer>(ioc);
     syms.push_back(std::move(st));
+  }
+  for (std::size_t i = 0; i < syms.size(); ++i) {
+    syms[i].port = make_symbol_port(*this, i);
+    syms[i].gap = std::make_unique<GapMachine>(*syms[i].port, GapOptions{opt.max_trade_repair, opt.max_repair_hold});
   }
   for (std::size_t i = 0; i < series.size(); ++i) syms[series[i].symbol].series.push_back(i);
   for (auto& st : syms) {
@@ -114,7 +116,7 @@ void BinanceFeed::Impl::hold(std::size_t sym, Held h) {
   auto& st = syms[sym];
   if (st.held.size() >= opt.max_held_events) {
     spdlog::error("{}: {} live events held while repairing: giving up the repair", st.name, st.held.size());
-    give_up(sym);
+    st.gap->on_overflow();
     return apply_live(sym, std::move(h));
   }
   if (st.held.empty()) st.held_since = std::chrono::steady_clock::now();
@@ -128,7 +130,7 @@ void BinanceFeed::Impl::apply_live(std::size_t sym, Held h) {
 
 void BinanceFeed::Impl::on_trade_event(std::size_t sym, const Trade& t) {
   auto& st = syms[sym];
-  if (st.repairing) return hold(sym, Held{false, t, {}});
+  if (st.gap->repairing()) return hold(sym, Held{false, t, {}});
   const auto last = aggs[sym].last_trade_id();
   if (st.overlap && last >= 0) {
     if (t.id <= last) {
@@ -151,12 +153,13 @@ void BinanceFeed::Impl::on_trade_event(std::size_t sym, const Trade& t) {
 
 void BinanceFeed::Impl::on_kline_event(std::size_t sym, const Kline& k) {
   if (!k.closed) return;  // only closed klines reconcile
-  if (syms[sym].repairing) return hold(sym, Held{true, {}, k});
+  if (syms[sym].gap->repairing()) return hold(sym, Held{true, {}, k});
   apply_kline(sym, k);
 }
 
 void BinanceFeed::Impl::handle_frame(std::string_view text, std::int64_t recv_ns) {
   recorder.write(recv_ns, text);
+  ++frames_since_tick;
   const auto r = parser.parse(text, ev, recv_ns);
   if (!r.ok()) {
     ++unattributed_frames;
@@ -207,11 +210,7 @@ void BinanceFeed::Impl::on_ws_event(const net::WsEvent& e) {
       if (!e.rotation)
         for (std::size_t s = 0; s < syms.size(); ++s) {
           syms[s].seen_since_connect = false;
-          // A repair waiting out an outage goes again now rather than at its next retry.
-          if (syms[s].repairing && !syms[s].in_flight) {
-            syms[s].timer->cancel();
-            request_repair(s);
-          }
+          syms[s].gap->on_connected();
         }
       break;
     case net::WsEvent::Kind::rotated:
@@ -253,24 +252,27 @@ void BinanceFeed::Impl::tick() {
   const auto steady = std::chrono::steady_clock::now();
   for (std::size_t s = 0; s < syms.size(); ++s) {
     auto& st = syms[s];
-    if (st.resync_due && !st.in_flight) resync(s);
-    if (!st.repairing && !st.healing && !st.unhealed.empty() && steady >= st.next_heal && !rest->banned_until_ns())
+    st.gap->on_tick();
+    if (!st.gap->repairing() && !st.healing && !st.unhealed.empty() && steady >= st.next_heal && !rest->banned_until_ns())
       heal(s);
   }
   // tick() runs every ~20 ms; a much longer gap means this process was stopped or starved, and
   // what arrived meanwhile has not been read yet: no bar closes on the clock before it has.
   const bool resumed = last_tick != std::chrono::steady_clock::time_point{} && steady - last_tick > kResumeGap;
   last_tick = steady;
+  const bool reading = std::exchange(frames_since_tick, 0) > 0;
   if (const auto now = exchange_now(); now && !resumed) {
     const auto grace = static_cast<std::int64_t>(static_cast<double>(opt.close_grace.count()) * clock.rate());
     std::int64_t upto = *now - grace;
     // A backlog (the daemon was paused, the link slowed down): frames arrive later than the grace,
-    // so trades of bars the clock says are over still wait in the socket. Close only what the
-    // stream has shown (one connection delivers in event order) until it has caught up.
-    const auto arrived = stream_event_ms ? clock.now_ms(stream_event_recv_ns) : std::nullopt;
-    if (arrived && *arrived - stream_event_ms > grace) upto = std::min(upto, stream_event_ms);
+    // so trades of bars the clock says are over may still wait in the socket. While frames are
+    // being read (some came since the last tick) and the newest came late, close only what the
+    // stream has shown (one connection delivers in event order). A stream that delivered nothing
+    // since the last tick has nothing waiting: a quiet symbol's bars close on time.
+    const auto arrived = stream_event_ms ? clock.at_ms(stream_event_recv_ns) : std::nullopt;
+    if (reading && arrived && *arrived - stream_event_ms > grace) upto = std::min(upto, stream_event_ms);
     for (std::size_t s = 0; s < syms.size(); ++s)
-      if (!syms[s].repairing) aggs[s].advance_to(upto);
+      if (!syms[s].gap->repairing()) aggs[s].advance_to(upto);
   }
   for (auto& fs : series)
     if (auto* st = fs.sink->store()) {
@@ -299,6 +301,23 @@ void BinanceFeed::Impl::flush_counters() {
   }
 }
 
+// A re-attached segment whose bars run ahead of the exchange clock was written by another source,
+// or by a replay that has started again from an earlier time (a simulator run twice). Its trade ids
+// are ahead too: every live trade would be dropped as a duplicate while the series stops updating,
+// and the writer cannot put earlier bars after later ones. So the daemon does not start on it.
+std::string BinanceFeed::Impl::check_segments_behind(std::int64_t now_ms) {
+  constexpr std::int64_t kSlackMs = 60'000;  // clock error and the bar in progress
+  for (const auto& fs : series) {
+    const auto newest = fs.sink->writer().newest();
+    const std::int64_t len = std::int64_t{fs.interval_s} * 1000;
+    if (newest && newest->open_time_ms > bar_open_ms(now_ms, fs.interval_s) + len + kSlackMs)
+      return "series " + fs.id + ": the segment's newest bar opens at " + std::to_string(newest->open_time_ms) +
+             " ms, after the exchange clock (" + std::to_string(now_ms) +
+             " ms): it holds another source's or an earlier replay's bars; remove it (or use another instance)";
+  }
+  return {};
+}
+
 std::string BinanceFeed::Impl::start() {
   if (!rest->setup_error().empty()) return "REST: " + rest->setup_error();
   if (!opt.record_path.empty() && !recorder.open(opt.record_path))
@@ -311,7 +330,11 @@ std::string BinanceFeed::Impl::start() {
   }
   if (!clock.synced()) return "GET /api/v3/time: no serverTime in the response";
   spdlog::info("exchange clock: {} ms (offset {} ms)", *exchange_now(), clock.offset_ns() / 1'000'000);
-  for (std::size_t s = 0; s < syms.size(); ++s) resync(s);
+  if (auto err = check_segments_behind(*exchange_now()); !err.empty()) return err;
+  for (auto& st : syms) {
+    st.gap->start_refill();
+    st.gap->on_tick();
+  }
   flush_counters();
 
   clock_timer = std::make_unique<asio::steady_timer>(ioc);
@@ -347,7 +370,7 @@ std::string BinanceFeed::Impl::start() {
 void BinanceFeed::Impl::stop() {
   if (ws) ws->stop();
   if (clock_timer) clock_timer->cancel();
-  for (auto& st : syms) st.timer->cancel();
+  for (auto& st : syms) st.port->cancel_timer();
   rest->stop();
   flush_counters();
   recorder.flush();
@@ -367,6 +390,6 @@ void BinanceFeed::stop() { impl_->stop(); }
 void BinanceFeed::set_rest_weight_budget(int budget) { impl_->rest->set_weight_budget(budget); }
 void BinanceFeed::handle_frame(std::string_view text, std::int64_t recv_wall_ns) { impl_->handle_frame(text, recv_wall_ns); }
 void BinanceFeed::set_exchange_time(std::int64_t local_ns, std::int64_t ms) { impl_->clock.add_sample(local_ns, ms); }
-bool BinanceFeed::repairing(std::size_t symbol) const { return impl_->syms.at(symbol).repairing; }
+bool BinanceFeed::repairing(std::size_t symbol) const { return impl_->syms.at(symbol).gap->repairing(); }
 
 }  // namespace mdshm::feed

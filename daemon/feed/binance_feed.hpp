@@ -7,16 +7,18 @@
 //             "catch-up": the aggTrades since the start of the current bar of the symbol's small
 //             intervals (<= 5 min), so those bars in progress are exact; a larger interval's bar in
 //             progress is seeded with the catch-up interval's closed klines since its open.
-//   live      aggTrade ids must be contiguous per symbol. A hole, a lost connection or a stall opens
-//             a gap: the symbol's live events are held, REST aggTrades?fromId=<last+1> fill it (in
-//             id order, on_repair_trade), then the held events are applied and the symbol is
-//             healthy again. While a gap is open its bars are not closed by the clock (no flat bars
-//             across missing trades). A gap longer than max_trade_repair is refilled from klines
-//             (bars flagged backfilled) plus a catch-up. A transient REST failure is retried with
-//             backoff; while the stream is down too, for as long as it takes (the series goes stale,
-//             no flat bars). With the stream back, held events wait at most max_repair_hold: then
-//             the gap's bars are flagged not_repaired and reconciled with REST klines once REST
-//             answers again ("healing").
+//   live      aggTrade ids must be contiguous per symbol. A hole, a lost connection or a stall (no
+//             frame, ping or pong for stall_timeout) opens a gap, handled by the symbol's GapMachine
+//             (gap_machine.hpp: live, in_flight, waiting, refill_due): the symbol's live events are
+//             held, REST aggTrades?fromId=<last+1> fill it (in id order, on_repair_trade), then the
+//             held events are applied and the symbol is healthy again. While a gap is open its bars
+//             are not closed by the clock (no flat bars across missing trades). A gap longer than
+//             max_trade_repair is refilled from klines (bars flagged backfilled) plus a catch-up; a
+//             refill that fails leaves the bars open and runs again. A transient REST failure is
+//             retried with backoff; while the stream is down too, for as long as it takes (the
+//             series goes stale, no flat bars). With the stream back, held events wait at most
+//             max_repair_hold: then the gap's bars are flagged not_repaired and reconciled with REST
+//             klines once REST answers again ("healing").
 //   time      exchange clock from /api/v3/time samples (rate measured too: the simulator replays
 //             2022 at --speed) and trade times; tick() closes bars when it passes their end.
 #pragma once

@@ -19,6 +19,7 @@
 #include "feed/binance_feed.hpp"
 #include "feed/bounded_log.hpp"
 #include "feed/exchange_clock.hpp"
+#include "feed/gap_machine.hpp"
 #include "feed/recorder.hpp"
 #include "net/rest_client.hpp"
 #include "net/ws_feed.hpp"
@@ -34,26 +35,17 @@ inline constexpr int kAggTradesLimit = 1000;
 inline constexpr int kKlinesLimit = 1000;
 inline constexpr int kWeightAggTrades = 4;
 inline constexpr int kWeightKlines = 2;
-inline constexpr int kRepairAttempts = 3;
-inline constexpr auto kRepairRetryMax = std::chrono::milliseconds(30'000);
-
-// 1 s after the first failure, doubling, at most kRepairRetryMax.
-inline std::chrono::milliseconds retry_delay(int failures) {
-  return std::min<std::chrono::milliseconds>(std::chrono::milliseconds(1000) * (1 << std::clamp(failures - 1, 0, 5)),
-                                             kRepairRetryMax);
-}
-
 // A repair request that failed because the network or the exchange is away (no answer, 5xx, 429,
 // a 418 ban) is worth repeating for as long as it takes; a 4xx or a body that does not parse is not.
-inline bool transient(net::RestError e) {
+inline Failure failure_of(net::RestError e) {
   switch (e) {
     case net::RestError::network:
     case net::RestError::timeout:
     case net::RestError::truncated:
     case net::RestError::rate_limited:
     case net::RestError::banned:
-    case net::RestError::server_error: return true;
-    default: return false;
+    case net::RestError::server_error: return Failure::transient;
+    default: return Failure::permanent;
   }
 }
 
@@ -79,14 +71,11 @@ struct SymbolState {
   std::string name;  // upper case
   std::vector<std::size_t> series;
   std::uint32_t catch_up_interval_s = 0;  // the largest interval <= catch_up_max (or the smallest)
-  bool repairing = false;
-  bool in_flight = false;
-  bool resync_due = false;
-  std::optional<std::int64_t> from_time;  // next repair request by startTime (catch-up)
-  std::int64_t gap_from_ms = 0;           // last trade time when the gap opened
+  std::unique_ptr<GapPort> port;  // the machine's view of this symbol, REST, the clock and the timer
+  std::unique_ptr<GapMachine> gap;
+  std::int64_t gap_from_ms = 0;  // last trade time when the gap opened
   std::vector<Held> held;
   std::int64_t last_trade_ms = 0;
-  int failures = 0;
   std::chrono::steady_clock::time_point held_since{};  // when the first event of `held` came
   bool seen_since_connect = false;  // a frame of this symbol on the current connection
   // After a rotation, until the new connection delivers a trade past the newest one applied, both
@@ -95,7 +84,6 @@ struct SymbolState {
   std::uint64_t overlap_trades = 0;
   std::uint64_t repaired_trades = 0;
   std::vector<std::pair<std::uint32_t, std::int64_t>> last_kline;  // interval -> newest closed kline open
-  std::unique_ptr<asio::steady_timer> timer;
   // Gaps given up on (exchange-time ranges) whose bars still wait for the exchange's klines.
   std::vector<std::pair<std::int64_t, std::int64_t>> unhealed;
   bool healing = false;
@@ -106,6 +94,9 @@ struct SymbolState {
 };
 
 }  // namespace detail
+
+// The GapPort of symbol `sym` over the feed (repair.cpp).
+std::unique_ptr<GapPort> make_symbol_port(BinanceFeed::Impl& feed, std::size_t sym);
 
 struct BinanceFeed::Impl {
   using Held = detail::Held;
@@ -131,6 +122,7 @@ struct BinanceFeed::Impl {
   // The newest event time (`E`) the stream delivered and when its frame arrived (CLOCK_REALTIME):
   // tick() tells from them how late the stream runs, off the per-frame path.
   std::int64_t stream_event_ms = 0, stream_event_recv_ns = 0;
+  std::uint64_t frames_since_tick = 0;  // tick() tells a backlog being read from a quiet stream
   std::chrono::steady_clock::time_point last_tick{};
   std::uint64_t newest_conn = 0;  // the connection that came up last
   int clock_samples = 0;
@@ -150,23 +142,23 @@ struct BinanceFeed::Impl {
   void add_clock_sample(const net::RestResponse& r);
 
   // ---- startup backfill (blocking) ------------------------------------------------------------
-  void backfill_series(std::size_t si, std::int64_t end_excl, std::int64_t now_ms);
+  [[nodiscard]] std::optional<Failure> backfill_series(std::size_t si, std::int64_t end_excl, std::int64_t now_ms);
   template <class Each>
-  bool for_each_closed_kline(const std::string& who, const std::string& sym, std::uint32_t interval_s,
+  [[nodiscard]] std::optional<Failure> for_each_closed_kline(const std::string& who, const std::string& sym, std::uint32_t interval_s,
                              std::int64_t from, std::int64_t to, std::int64_t now_ms, Each&& each);
-  std::uint64_t fetch_klines(std::size_t si, std::int64_t from, std::int64_t to, std::int64_t now_ms);
-  void seed_in_progress(std::size_t si, std::int64_t open, std::int64_t t0, std::int64_t now_ms);
+  [[nodiscard]] std::optional<Failure> fetch_klines(std::size_t si, std::int64_t from, std::int64_t to,
+                                                    std::int64_t now_ms, std::uint64_t& fetched);
+  [[nodiscard]] std::optional<Failure> seed_in_progress(std::size_t si, std::int64_t open, std::int64_t t0, std::int64_t now_ms);
   std::int64_t held_closed_bars(std::size_t sym, std::uint32_t interval_s, std::int64_t from, std::int64_t to,
                                 std::vector<Bar>& out);
-  void resync(std::size_t sym);
+  [[nodiscard]] RefillResult refill(std::size_t sym);
 
-  // ---- gap repair (asynchronous) --------------------------------------------------------------
+  // ---- gap repair (asynchronous; the decisions are the GapMachine's) ---------------------------
   void open_gap(std::size_t sym, std::string_view why);
-  void request_repair(std::size_t sym);
-  void retry_later(std::size_t sym, std::chrono::milliseconds d);
-  void on_repair_failure(std::size_t sym, bool is_transient);
-  void on_repair_response(std::size_t sym, net::RestResponse r);
-  void finish_when_ready(std::size_t sym, std::size_t received);
+  void request_trades(std::size_t sym, std::string query, std::uint64_t seq, std::optional<std::int64_t> since);
+  void on_repair_response(std::size_t sym, std::uint64_t seq, std::optional<std::int64_t> since, net::RestResponse r);
+  void drain_held(std::size_t sym);
+  void on_healthy(std::size_t sym);
   void give_up(std::size_t sym);
 
   // ---- healing (asynchronous) -------------------------------------------------------------------
@@ -189,6 +181,7 @@ struct BinanceFeed::Impl {
   void schedule_clock_sync();
   void tick();
   void flush_counters();
+  std::string check_segments_behind(std::int64_t now_ms);
   std::string start();
   void stop();
 };

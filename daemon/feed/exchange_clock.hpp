@@ -1,6 +1,6 @@
 // The exchange's clock as the feed sees it: local wall clock mapped through the latest
 // /api/v3/time samples. Binance's clock runs at our rate, give or take NTP; the simulator's runs at
-// --speed times ours and starts years in the past. So, unlike net::ClockOffsetEstimator (which
+// --speed times ours and starts years in the past. So, unlike an NTP-style offset estimate (which
 // trusts the shortest round trip among old samples, right only at rate 1), the rate is measured
 // too: between the oldest kept sample and the newest. Trade times seen also push the clock
 // forward (trade time is the truth); it never runs backwards.
@@ -35,13 +35,16 @@ class ExchangeClock {
   bool synced() const { return !samples_.empty(); }
   double rate() const { return rate_; }
 
+  // What the samples alone say the exchange clock read at `local_ns` (no floor, not monotonic):
+  // for telling when something happened, e.g. how late a frame arrived. nullopt before a sample.
+  std::optional<std::int64_t> at_ms(std::int64_t local_ns) const {
+    if (samples_.empty()) return std::nullopt;
+    const auto& b = samples_.back();
+    return b.server_ms + static_cast<std::int64_t>(static_cast<double>(local_ns - b.local_ns) * rate_ / 1e6);
+  }
   // nullopt before the first sample and the first event.
   std::optional<std::int64_t> now_ms(std::int64_t local_now_ns) {
-    std::optional<std::int64_t> est;
-    if (!samples_.empty()) {
-      const auto& b = samples_.back();
-      est = b.server_ms + static_cast<std::int64_t>(static_cast<double>(local_now_ns - b.local_ns) * rate_ / 1e6);
-    }
+    std::optional<std::int64_t> est = at_ms(local_now_ns);
     if (floor_ms_ > 0) est = std::max(est.value_or(0), floor_ms_);
     if (!est) return std::nullopt;
     last_ms_ = std::max(last_ms_, *est);

@@ -8,97 +8,100 @@ namespace mdshm::feed {
 
 using namespace detail;
 
+namespace {
+
+// The GapMachine's view of one symbol of the feed.
+class SymbolPort final : public GapPort {
+ public:
+  SymbolPort(BinanceFeed::Impl& f, std::size_t sym) : f_(f), sym_(sym), timer_(f.ioc) {}
+
+  std::optional<std::int64_t> exchange_now_ms() override { return f_.exchange_now(); }
+  SteadyTime steady_now() override { return std::chrono::steady_clock::now(); }
+  std::int64_t last_trade_id() override { return f_.aggs[sym_].last_trade_id(); }
+  std::int64_t last_trade_ms() override { return st().last_trade_ms; }
+  bool holding() override { return !st().held.empty(); }
+  SteadyTime held_since() override { return st().held_since; }
+  bool stream_up() override { return f_.connected; }
+  bool stream_delivered() override { return st().seen_since_connect; }
+  void drain_held() override { f_.drain_held(sym_); }
+  void request_trades_from_id(std::int64_t id, std::uint64_t seq) override {
+    f_.request_trades(sym_, "&fromId=" + std::to_string(id), seq, std::nullopt);
+  }
+  void request_trades_since(std::int64_t time_ms, std::uint64_t seq) override {
+    f_.request_trades(sym_, "&startTime=" + std::to_string(time_ms), seq, time_ms);
+  }
+  RefillResult refill() override { return f_.refill(sym_); }
+  void start_timer(std::chrono::milliseconds d) override {
+    timer_.expires_after(d);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) st().gap->on_timer();
+    });
+  }
+  void cancel_timer() override { timer_.cancel(); }
+  void gave_up() override { f_.give_up(sym_); }
+  void healthy() override { f_.on_healthy(sym_); }
+
+ private:
+  SymbolState& st() { return f_.syms[sym_]; }
+  BinanceFeed::Impl& f_;
+  std::size_t sym_;
+  asio::steady_timer timer_;
+};
+
+}  // namespace
+
+std::unique_ptr<GapPort> make_symbol_port(BinanceFeed::Impl& feed, std::size_t sym) {
+  return std::make_unique<SymbolPort>(feed, sym);
+}
+
 void BinanceFeed::Impl::open_gap(std::size_t sym, std::string_view why) {
   auto& st = syms[sym];
-  if (st.repairing) return;
-  st.repairing = true;
-  st.failures = 0;
+  if (st.gap->repairing()) return;
   st.repaired_trades = 0;
   st.gap_from_ms = st.last_trade_ms;
   for_series_of(sym, Stat::gaps_detected, 1);
   spdlog::warn("{}: gap after aggTrade {} ({}): repairing from REST", st.name, aggs[sym].last_trade_id(), why);
-  request_repair(sym);
+  st.gap->open_gap();
 }
 
-void BinanceFeed::Impl::request_repair(std::size_t sym) {
+void BinanceFeed::Impl::request_trades(std::size_t sym, std::string query, std::uint64_t seq,
+                                       std::optional<std::int64_t> since) {
   auto& st = syms[sym];
-  if (st.in_flight || !st.repairing || st.resync_due) return;
-  auto& agg = aggs[sym];
-  std::string target = "/api/v3/aggTrades?symbol=" + st.name + "&limit=" + std::to_string(kAggTradesLimit);
-  if (st.from_time) {
-    target += "&startTime=" + std::to_string(*st.from_time);
-  } else if (agg.last_trade_id() >= 0) {
-    const auto now = exchange_now();
-    if (now && st.last_trade_ms > 0 && *now - st.last_trade_ms > opt.max_trade_repair.count()) {
-      spdlog::warn("{}: gap of {} s: refilling bars from klines", st.name, (*now - st.last_trade_ms) / 1000);
-      st.resync_due = true;  // tick() runs it: blocking requests must not run inside a handler
-      return;
-    }
-    target += "&fromId=" + std::to_string(agg.last_trade_id() + 1);
-  } else {
-    // Nothing to continue from: the first live trade starts the series.
-    finish_when_ready(sym, 0);
-    return;
-  }
-  st.in_flight = true;
-  rest->get(std::move(target), kWeightAggTrades, [this, sym](net::RestResponse r) { on_repair_response(sym, std::move(r)); });
-}
-
-void BinanceFeed::Impl::retry_later(std::size_t sym, std::chrono::milliseconds d) {
-  auto& st = syms[sym];
-  st.timer->expires_after(d);
-  st.timer->async_wait([this, sym](const boost::system::error_code& ec) {
-    if (!ec) request_repair(sym);
+  std::string target =
+      "/api/v3/aggTrades?symbol=" + st.name + "&limit=" + std::to_string(kAggTradesPage) + std::move(query);
+  rest->get(std::move(target), kWeightAggTrades, [this, sym, seq, since](net::RestResponse r) {
+    on_repair_response(sym, seq, since, std::move(r));
   });
 }
 
-// What a failed repair request leads to. While the stream is down too, waiting loses nothing:
-// the gap stays open and its bars unclosed, so a network outage shows as staleness, never as
-// flat bars, and is refilled (from klines if it grew long) once REST answers again. Once the
-// stream is back and live events are held, waiting is bounded by max_repair_hold: then the held
-// events go live and the gap's bars are flagged not_repaired. An answer that retrying cannot fix
-// gives up after kRepairAttempts.
-void BinanceFeed::Impl::on_repair_failure(std::size_t sym, bool is_transient) {
+void BinanceFeed::Impl::on_repair_response(std::size_t sym, std::uint64_t seq, std::optional<std::int64_t> since,
+                                           net::RestResponse r) {
   auto& st = syms[sym];
-  ++st.failures;
-  if (!is_transient && st.failures >= kRepairAttempts) return give_up(sym);
-  if (is_transient && connected && !st.held.empty() &&
-      std::chrono::steady_clock::now() - st.held_since > opt.max_repair_hold)
-    return give_up(sym);
-  retry_later(sym, retry_delay(st.failures));
-}
-
-void BinanceFeed::Impl::on_repair_response(std::size_t sym, net::RestResponse r) {
-  auto& st = syms[sym];
-  st.in_flight = false;
-  if (r.error == net::RestError::stopped) return;
+  if (r.error == net::RestError::stopped || !st.gap->expects(seq)) return;
   if (!r.ok()) {
     rest_log.warn("{}: aggTrades repair failed: {} ({})", st.name, net::to_string(r.error), r.message);
-    return on_repair_failure(sym, transient(r.error));
+    return st.gap->on_failure(seq, failure_of(r.error));
   }
   const auto pr = parser.parse_agg_trades(r.body, trade_buf);
   if (!pr.ok()) {
     rest_log.warn("{}: aggTrades repair: bad response: {} {}", st.name, parse::to_string(pr.status), pr.detail);
-    return on_repair_failure(sym, false);
+    return st.gap->on_failure(seq, Failure::permanent);
   }
-  st.failures = 0;
   auto& agg = aggs[sym];
-  const std::optional<std::int64_t> from_time = st.from_time;
-  st.from_time.reset();
   for (const auto& t : trade_buf) {
-    if (from_time && t.time_ms < *from_time) continue;
+    if (since && t.time_ms < *since) continue;
     if (agg.last_trade_id() >= 0 && t.id <= agg.last_trade_id()) continue;
     if (agg.on_repair_trade(t) == aggregate::TradeOutcome::applied) {
       ++st.repaired_trades;
       note_trade(st, t);
     }
   }
-  finish_when_ready(sym, trade_buf.size());
+  drain_held(sym);
+  st.gap->on_trades(seq, trade_buf.size());
 }
 
-// After a repair step: apply held events that now continue the ids; done when nothing is held
-// and the stream is back, else ask REST for more.
-void BinanceFeed::Impl::finish_when_ready(std::size_t sym, std::size_t received) {
+// Applies the held events that now continue the ids (those REST already brought are skipped).
+void BinanceFeed::Impl::drain_held(std::size_t sym) {
   auto& st = syms[sym];
   auto& agg = aggs[sym];
   std::size_t i = 0;
@@ -114,19 +117,18 @@ void BinanceFeed::Impl::finish_when_ready(std::size_t sym, std::size_t received)
     apply_trade(sym, h.trade);
   }
   st.held.erase(st.held.begin(), st.held.begin() + static_cast<std::ptrdiff_t>(i));
-  if (received >= static_cast<std::size_t>(kAggTradesLimit)) return request_repair(sym);
-  if (!st.held.empty()) return retry_later(sym, std::chrono::milliseconds(50));  // REST behind the stream
-  // Healthy only once the new connection delivers this symbol: trades between REST's answer and
-  // the stream's start would otherwise go unnoticed until the next trade.
-  if (!connected || !st.seen_since_connect) return retry_later(sym, std::chrono::milliseconds(250));
-  st.repairing = false;
+}
+
+void BinanceFeed::Impl::on_healthy(std::size_t sym) {
+  auto& st = syms[sym];
   for_series_of(sym, Stat::gaps_repaired, 1);
   spdlog::info("{}: healthy: {} trade(s) repaired from REST, continuing after aggTrade {}", st.name,
-               st.repaired_trades, agg.last_trade_id());
+               st.repaired_trades, aggs[sym].last_trade_id());
   st.repaired_trades = 0;
 }
 
-// REST cannot fill the gap: continue from what is held and flag the bars the gap touched.
+// REST cannot fill the gap (the machine gave up): continue from what is held and flag the bars
+// the gap touched.
 void BinanceFeed::Impl::give_up(std::size_t sym) {
   auto& st = syms[sym];
   auto& agg = aggs[sym];
@@ -144,8 +146,6 @@ void BinanceFeed::Impl::give_up(std::size_t sym) {
   st.held.clear();
   for (auto si : st.series) flag_not_repaired(si, gap_from, gap_to);
   st.unhealed.emplace_back(gap_from, gap_to);
-  st.repairing = false;
-  st.failures = 0;
 }
 
 // Bars a gap left not_repaired are reconciled with the exchange's REST klines once REST answers
@@ -174,7 +174,7 @@ void BinanceFeed::Impl::heal_step(std::size_t sym, std::size_t k, std::int64_t c
       auto& s = syms[sym];
       const auto& f = series[s.series[k]];
       // A new gap's resync rewrites these bars anyway; its own failures come back here later.
-      if (r.error == net::RestError::stopped || s.repairing) {
+      if (r.error == net::RestError::stopped || s.gap->repairing()) {
         s.healing = false;
         return;
       }
@@ -204,6 +204,8 @@ void BinanceFeed::Impl::heal_step(std::size_t sym, std::size_t k, std::int64_t c
   st.heal_failures = 0;
 }
 
+// Bars that carry the exchange's values (reconciled with its closed kline, or refilled from its
+// klines) are right whatever the gap did to the trades: they are not flagged.
 void BinanceFeed::Impl::flag_not_repaired(std::size_t si, std::int64_t from_ms, std::int64_t to_ms) {
   auto& fs = series[si];
   const std::int64_t lo = bar_open_ms(from_ms, fs.interval_s), hi = bar_open_ms(to_ms, fs.interval_s);
@@ -212,6 +214,8 @@ void BinanceFeed::Impl::flag_not_repaired(std::size_t si, std::int64_t from_ms, 
     auto b = fs.sink->bar_at(idx);
     if (!b || b->open_time_ms < lo) break;
     if (b->open_time_ms > hi) continue;
+    if ((b->flags & flag::reconciled) || (b->flags & (flag::closed | flag::backfilled)) == (flag::closed | flag::backfilled))
+      continue;
     b->flags |= flag::not_repaired;
     if (fs.sink->amend(idx, *b)) ++n;
   }

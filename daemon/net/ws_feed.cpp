@@ -141,11 +141,15 @@ struct WsFeed::Impl : std::enable_shared_from_this<Impl> {
       req.set(beast::http::field::user_agent, "mdshmd");
     }));
     c->ws.read_message_max(opt.max_frame_bytes);
-    // Beast answers pings by itself while a read is pending; this only counts control frames.
+    // Beast answers pings by itself while a read is pending. A ping or pong shows the connection
+    // alive as much as a data frame does: a quiet market sends no data for minutes, and that is
+    // no reason to reconnect (and open a gap). The callback lives in c->ws, so c outlives it.
     Impl* raw = this;
-    c->ws.control_callback([raw](websocket::frame_type kind, beast::string_view) {
+    Connection* conn = c.get();
+    c->ws.control_callback([raw, conn](websocket::frame_type kind, beast::string_view) {
       if (kind == websocket::frame_type::ping) ++raw->stats.pings_received;
       if (kind == websocket::frame_type::pong) ++raw->stats.pongs_received;
+      conn->last_frame = now();
     });
     c->ws.async_handshake(host_header, target, [self = shared_from_this(), c](error_code ec2) {
       self->on_open(c, ec2);
@@ -286,7 +290,8 @@ struct WsFeed::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void arm_pinger(const ConnPtr& c) {
-    c->pinger.expires_after(opt.ping_interval);
+    // Pinged at least three times per stall_timeout, a live connection always answers in time.
+    c->pinger.expires_after(std::min(opt.ping_interval, opt.stall_timeout / 3));
     c->pinger.async_wait([self = shared_from_this(), c](error_code ec) {
       if (ec || c->dead) return;
       if (!c->ping_in_flight) {

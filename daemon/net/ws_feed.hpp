@@ -22,7 +22,7 @@ struct WsFeedOptions {
   TlsOptions tls;
   std::chrono::milliseconds connect_timeout{10'000};    // resolve + TCP + TLS + WebSocket handshake
   std::chrono::milliseconds ping_interval{20'000};      // our own pings; the server's are answered
-  std::chrono::milliseconds stall_timeout{30'000};      // no frame this long -> reconnect
+  std::chrono::milliseconds stall_timeout{30'000};      // no frame, ping or pong this long -> reconnect
   std::chrono::milliseconds max_lifetime{23 * 3600'000};  // rotate before Binance's 24 h cut
   std::size_t max_frame_bytes = 4 << 20;
   BackoffOptions backoff;

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -323,6 +324,49 @@ Checked check_eth_1m(const std::string& shm, const std::map<std::int64_t, Row>& 
   return c;
 }
 
+bool equals_row(const mdshm::Bar& b, const Row& r) {
+  return b.open == r.open && b.high == r.high && b.low == r.low && b.close == r.close &&
+         std::fabs(b.volume - r.volume) <= 1e-9 * r.volume + 1e-12 && b.trade_count == r.trades;
+}
+
+// Closed eth_1m bars that differ from the CSV row of their minute (or have none) and carry no flag
+// that says so: silently wrong bars. This must be 0 at any moment (a bar is right, or flagged and
+// healed later). A bar built from the stream is final only once the exchange's closed kline has
+// reconciled it, which comes right after its minute unless the stream is held back: with
+// `exchange_now_ms`, bars that closed less than `kReconcileWindow` before it are not counted yet.
+constexpr std::int64_t kReconcileWindow = 5 * kMinute;
+std::size_t silently_wrong(const std::string& shm, const std::map<std::int64_t, Row>& csv,
+                           std::vector<std::string>* seen = nullptr, std::int64_t exchange_now_ms = 0) {
+  std::size_t n = 0;
+  for (const auto& b : read_all(shm, "eth_1m")) {
+    if (!(b.flags & mdshm::flag::closed) || (b.flags & mdshm::flag::not_repaired)) continue;
+    if (exchange_now_ms && b.open_time_ms + kMinute + kReconcileWindow > exchange_now_ms) continue;
+    const auto it = csv.find(b.open_time_ms);
+    if (it == csv.end() || !equals_row(b, it->second)) {
+      if (seen)
+        seen->push_back(std::to_string(b.open_time_ms) + " flags " + std::to_string(b.flags) + " volume " +
+                        std::to_string(b.volume) + " trades " + std::to_string(b.trade_count));
+      ++n;
+    }
+  }
+  return n;
+}
+
+std::string joined(const std::vector<std::string>& lines) {
+  std::string out;
+  for (std::size_t i = 0; i < lines.size() && i < 20; ++i) out += lines[i] + "\n";
+  return out;
+}
+
+// Bars of any series flagged not_repaired although they carry the exchange's values (reconciled).
+std::size_t reconciled_but_not_repaired(const std::string& shm) {
+  std::size_t n = 0;
+  for (const auto& id : {"eth_ticks", "eth_1m", "eth_1h", "btc_ticks"})
+    for (const auto& b : read_all(shm, id))
+      n += (b.flags & mdshm::flag::reconciled) && (b.flags & mdshm::flag::not_repaired);
+  return n;
+}
+
 // The 1s bars of each complete minute add up to that minute's 1m row: a lost or doubled trade in
 // the ticks series shows here even where the 1m bar was reconciled.
 // `max_diffs`: 1s bars the exchange's kline had to correct. An aggTrade hole is seen only when the
@@ -415,6 +459,25 @@ void check_klines_fetched_only_since(const TempDir& dir, std::size_t before, std
     for (const auto& r : reqs) CHECK(param(r, "startTime") >= since_ms - kMinute);
   }
 }
+
+// The simulator (no scripted faults) and a daemon on it, live with two closed 1m bars: the setup
+// of the cases that then inject faults through the control port.
+struct LiveRun {
+  const std::map<std::int64_t, Row> csv = load_csv();
+  TempDir dir;
+  Sim sim;
+  const std::string shm;
+  Daemon d;
+  explicit LiveRun(int speed, const std::string& extra_binance = "")
+      : sim(dir, "", speed), shm(made_dir(dir / "shm")), d(dir, config(dir, sim.port(), shm, extra_binance), "daemon") {
+    wait_for_bars(shm, 2, 25s);
+    REQUIRE(d.alive());
+  }
+  static std::string made_dir(const std::string& path) {
+    fs::create_directories(path);
+    return path;
+  }
+};
 
 }  // namespace
 
@@ -574,7 +637,9 @@ TEST_CASE("REST down while the stream is back: held trades go live, the gap's ba
   const auto shm = dir / "shm";
   fs::create_directories(shm);
   Daemon d(dir, config(dir, sim.port(), shm, "repair_hold_s = 1\n"), "daemon");
+  std::size_t both_flags = 0;  // a reconciled bar is right: it must never be flagged not_repaired
   const bool healed = poll_until(30s, 250ms, [&] {
+    both_flags = std::max(both_flags, reconciled_but_not_repaired(shm));
     const auto log = d.log();
     return log.find("ETHUSDT: bars of the gap") != std::string::npos &&
            log.find("BTCUSDT: bars of the gap") != std::string::npos;
@@ -583,6 +648,7 @@ TEST_CASE("REST down while the stream is back: held trades go live, the gap's ba
   REQUIRE(d.alive());
   INFO(d.log());
   CHECK(healed);
+  CHECK(both_flags == 0);
   CHECK(stat(shm, "eth_ticks", mdshm::Stat::not_repaired_bars) >= 10);  // the give-up happened
   CHECK(stat(shm, "btc_ticks", mdshm::Stat::not_repaired_bars) >= 10);
   for (const auto& id : {"eth_ticks", "eth_1m", "eth_1h", "btc_ticks"}) {
@@ -634,6 +700,157 @@ TEST_CASE("a network blackout longer than 15 minutes of exchange time is refille
     return param(r, "startTime") > kStartMs && param(r, "startTime") < kStartMs + 10 * kMinute;
   }));
   CHECK(d.stop() == 0);
+}
+
+TEST_CASE("a second outage during the klines refill leaves no silently flat bar", "[e2e]") {
+  // At 120x a 20 s blackout is 40 minutes of exchange time (long enough that the repair requests
+  // begun while the gap was short have failed before it ends): the daemon refills the bars from
+  // REST klines. The simulator starts a second blackout at ETHUSDT's first klines request, long
+  // enough (15 s) that every klines request of the refill fails, retries included. The refill's
+  // bars must not close flat on the clock: they stay open (stale) until REST answers again, and
+  // then every bar equals the exchange's kline.
+  LiveRun run(120);
+  auto& [csv, dir, sim, shm, d] = run;
+  REQUIRE(sim.command("blackout_on klines?symbol=ETHUSDT 15").rfind("ok", 0) == 0);
+  REQUIRE(sim.command("blackout 20").rfind("ok", 0) == 0);
+  std::size_t wrong = 0;
+  std::vector<std::string> seen;
+  std::int64_t healthy_at = -1;
+  poll_until(150s, 250ms, [&] {
+    wrong = std::max(wrong, silently_wrong(shm, csv, &seen, sim.clock_ms()));
+    const auto log = d.log();
+    const auto refill = log.find("ETHUSDT: gap of");
+    if (refill == std::string::npos) return false;
+    if (healthy_at < 0 && log.find("ETHUSDT: healthy", refill) != std::string::npos) healthy_at = sim.clock_ms();
+    return healthy_at > 0 && sim.clock_ms() > healthy_at + 5 * kMinute;
+  });
+  REQUIRE(d.alive());
+  INFO(d.log());
+  REQUIRE(healthy_at > 0);
+  // The second blackout did meet the refill: a klines request of it failed.
+  CHECK(std::regex_search(d.log(), std::regex("backfill: /api/v3/klines\\?symbol=ETHUSDT[^\\n]* failed")));
+  INFO(joined(seen));
+  CHECK(wrong == 0);
+  CHECK(silently_wrong(shm, csv) == 0);
+  const auto c = check_eth_1m(shm, csv);  // contiguous, equal to the CSV, none left not_repaired
+  CHECK(c.backfilled >= 30 + 40);         // the startup backfill and both blackouts' minutes
+  CHECK(c.live >= 5);
+  check_ticks_sum(shm, csv, kStartMs);
+  CHECK(stat(shm, "btc_ticks", mdshm::Stat::not_repaired_bars) == 0);
+  CHECK(d.stop() == 0);
+}
+
+TEST_CASE("a connection that carries no data for a while: no reconnect, and bars close on time", "[e2e]") {
+  // For 3 s (3 minutes of exchange time, three watchdog periods of 1 s) the simulator sends no data
+  // frame; pings and pongs go on, as on a live connection of a quiet market. The connection must
+  // stay (a quiet symbol opens no gap), and the 1s bars must go on closing on the exchange clock
+  // within the grace (50 ms of wall time, 3 s of exchange time at 60x) of their end, not wait for
+  // the next frame. The frames held back arrive afterwards and are merged into their bars.
+  LiveRun run(60);
+  auto& [csv, dir, sim, shm, d] = run;
+  REQUIRE(sim.command("quiet 3").rfind("ok", 0) == 0);
+  std::this_thread::sleep_for(300ms);
+  std::int64_t worst_lag = 0;
+  int samples = 0;
+  for (const auto until = std::chrono::steady_clock::now() + 2400ms; std::chrono::steady_clock::now() < until;) {
+    const std::int64_t exchange_now = sim.clock_ms();
+    std::int64_t newest_end = 0;
+    for (const auto& b : read_all(shm, "eth_ticks"))
+      if (b.flags & mdshm::flag::closed) newest_end = std::max(newest_end, b.open_time_ms + 1000);
+    worst_lag = std::max(worst_lag, exchange_now - newest_end);
+    ++samples;
+    std::this_thread::sleep_for(50ms);
+  }
+  std::this_thread::sleep_for(4s);  // the frames held back arrive; the minutes' klines reconcile
+  REQUIRE(d.alive());
+  const auto log = d.log();
+  INFO(log);
+  CHECK(samples >= 10);
+  // 3 s of grace, 1.2 s between ticks, the polling and a loaded machine: 20 s of exchange time
+  // (333 ms of wall time). Before the fix: about a minute, after a reconnect the silence caused.
+  CHECK(worst_lag <= 20'000);
+  CHECK(log.find("stream stalled") == std::string::npos);
+  CHECK(stat(shm, "eth_1m", mdshm::Stat::reconnects) == 0);
+  CHECK(stat(shm, "eth_1m", mdshm::Stat::gaps_detected) == 0);
+  CHECK(silently_wrong(shm, csv) == 0);
+  check_eth_1m(shm, csv, 4);  // bars closed flat before their late trades came: the klines corrected them
+  CHECK(d.stop() == 0);
+}
+
+TEST_CASE("a fault storm (fixed seed): no bar is ever silently wrong, and all are right after it", "[e2e]") {
+  // 120x: 25 s of storm are 50 minutes of exchange time. Faults of 14 kinds, one every 0.3-1.2 s,
+  // then a blackout longer than 15 minutes of exchange time whose klines refill meets a second
+  // one. Every closed 1m bar is compared with the CSV all along: it equals it or is flagged.
+  LiveRun run(120, "repair_hold_s = 2\n");
+  auto& [csv, dir, sim, shm, d] = run;
+  const std::vector<std::string> kinds = {"drop",         "stall 1.5",        "hole 30",       "duplicate 20",
+                                          "reorder 10",   "malformed 3",      "truncate 3",    "rest_error 500 2",
+                                          "rest_error 429 1 1", "rest_partial 2", "quiet 1",   "blackout 1.5",
+                                          "rest_down 1.5", "shutdown"};
+  std::mt19937 rng(20261201);
+  std::uniform_int_distribution<std::size_t> pick(0, kinds.size() - 1);
+  std::uniform_int_distribution<int> pause_ms(300, 1200);
+  std::size_t wrong = 0, faults = 0;
+  std::vector<std::string> seen;
+  for (const auto until = std::chrono::steady_clock::now() + 25s; std::chrono::steady_clock::now() < until; ++faults) {
+    const auto& f = kinds[pick(rng)];
+    INFO(f);
+    CHECK(sim.command(f).rfind("ok", 0) == 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(rng)));
+    wrong = std::max(wrong, silently_wrong(shm, csv, &seen, sim.clock_ms()));
+  }
+  REQUIRE(sim.command("blackout_on klines?symbol=ETHUSDT 6").rfind("ok", 0) == 0);
+  REQUIRE(sim.command("blackout 9").rfind("ok", 0) == 0);
+  const std::int64_t storm_end = sim.clock_ms();
+  // Afterwards: every bar healed (none left not_repaired), live again for five minutes.
+  const bool settled = poll_until(150s, 250ms, [&] {
+    wrong = std::max(wrong, silently_wrong(shm, csv, &seen, sim.clock_ms()));
+    const auto bars = read_all(shm, "eth_1m");
+    if (bars.empty() || sim.clock_ms() < storm_end + 30 * kMinute) return false;
+    for (const auto& b : bars)
+      if (b.flags & mdshm::flag::not_repaired) return false;
+    std::size_t live_after = 0;
+    for (const auto& b : bars)
+      live_after += (b.flags & mdshm::flag::closed) && !(b.flags & (mdshm::flag::backfilled | mdshm::flag::from_store)) &&
+                    b.open_time_ms > storm_end + 20 * kMinute;
+    return live_after >= 5;
+  });
+  REQUIRE(d.alive());
+  INFO(d.log());
+  CHECK(faults >= 20);
+  CHECK(settled);
+  INFO(joined(seen));
+  CHECK(wrong == 0);
+  CHECK(silently_wrong(shm, csv) == 0);
+  const auto c = check_eth_1m(shm, csv, 1000);  // contiguous, equal to the CSV (corrections allowed)
+  CHECK(c.live >= 5);
+  CHECK(d.stop() == 0);
+}
+
+TEST_CASE("a replay started again from an earlier time: the daemon refuses segments ahead of its clock", "[e2e]") {
+  // The sim demo run twice: the second simulator starts at the same replay time, minutes behind
+  // the bars the first run left in the segments (and their trade ids). Continuing on them dropped
+  // every live trade as a duplicate while 1m and 1h stopped updating. The daemon must say so and
+  // not start.
+  TempDir dir1, dir2;
+  const auto shm = dir1 / "shm";
+  fs::create_directories(shm);
+  {
+    Sim sim(dir1, "", 60);
+    Daemon d(dir1, config(dir1, sim.port(), shm), "run1");
+    wait_for_bars(shm, 3, 25s);
+    REQUIRE(d.alive());
+    CHECK(d.stop() == 0);
+  }
+  Sim sim(dir2, "", 60);
+  Daemon d(dir2, config(dir2, sim.port(), shm), "run2");
+  const bool refused = poll_until(20s, 100ms, [&] { return d.log().find("after the exchange clock") != std::string::npos; });
+  INFO(d.log());
+  CHECK(refused);
+  CHECK(d.log().find("duplicate aggTrade") == std::string::npos);
+  const int status = d.stop();
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) != 0);
 }
 
 TEST_CASE("restart with the history store fetches only the gap; 429 during backfill is honoured", "[e2e]") {

@@ -1,6 +1,5 @@
 #include <catch2/catch.hpp>
 
-#include "net/clock_sync.hpp"
 #include "net/pacing.hpp"
 #include "net/url.hpp"
 #include "net/ws_feed.hpp"
@@ -139,18 +138,3 @@ TEST_CASE("weight budget: delays to the next window when the budget would be exc
   CHECK(w.delay_ms(m + 60'000, 500) == 0);
 }
 
-TEST_CASE("clock: serverTime parsing and best-of-recent offset", "[clock]") {
-  CHECK(parse_server_time_ms(R"({"serverTime":1499827319559})") == 1499827319559);
-  CHECK(!parse_server_time_ms(R"({"serverTime":"x"})"));
-  CHECK(!parse_server_time_ms("<html>"));
-  CHECK(!parse_server_time_ms(""));
-  ClockOffsetEstimator e(3);
-  CHECK(!e.best());
-  e.add({100, 50, 1});
-  e.add({900, 10, 2});
-  e.add({300, 30, 3});
-  CHECK(e.best()->offset_ns == 900);
-  e.add({400, 40, 4});
-  e.add({500, 40, 5});  // the rtt-10 sample aged out
-  CHECK(e.best()->offset_ns == 300);
-}

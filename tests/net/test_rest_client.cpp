@@ -1,7 +1,6 @@
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
-#include "net/clock_sync.hpp"
 #include "net/rest_client.hpp"
 #include "test_servers.hpp"
 
@@ -193,22 +192,3 @@ TEST_CASE("rest: bad setup is an error value, not a crash", "[rest]") {
   CHECK(rest2.setup_error().find("/nonexistent/ca.pem") != std::string::npos);
 }
 
-TEST_CASE("clock sync: offset = serverTime - midpoint of send and receive", "[clock]") {
-  constexpr std::int64_t ahead_ms = 123'456;
-  test::HttpTestServer server([](const HttpSeen& r, int) {
-    return ok_reply("{\"serverTime\":" + std::to_string(r.wall_ms + ahead_ms) + "}");
-  });
-  boost::asio::io_context ioc;
-  RestClient rest(ioc, options_for(server));
-  int updates = 0;
-  ClockSync sync(ioc, rest, {"/api/v3/time", 50ms, 1},
-                 [&updates](std::optional<ClockSample> s, std::string_view) { updates += s ? 1 : 0; });
-  sync.start();
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (updates < 3 && std::chrono::steady_clock::now() < deadline) ioc.run_for(10ms);
-  REQUIRE(updates >= 3);
-  REQUIRE(sync.offset_ns());
-  CHECK(std::abs(*sync.offset_ns() - ahead_ms * 1'000'000) < 50'000'000);
-  CHECK(server.requests().size() >= 3);
-  CHECK(sync.failures() == 0);
-}

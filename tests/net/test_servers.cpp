@@ -59,7 +59,7 @@ struct WsTestServer::Impl : std::enable_shared_from_this<Impl> {
   asio::ssl::context ctx;
   tcp::acceptor acceptor;
   Clock::time_point t0 = Clock::now();
-  std::atomic<bool> streaming{true};
+  std::atomic<bool> streaming{true}, quiet{false};
   std::atomic<int> accepted{0}, pings{0}, pongs{0};
   mutable std::mutex mu;
   std::string last_target;
@@ -120,7 +120,7 @@ struct WsTestServer::Impl : std::enable_shared_from_this<Impl> {
     s->tick.expires_at(t0 + s->next_n * period);
     s->tick.async_wait([self = shared_from_this(), s](error_code ec) {
       if (ec) return;
-      if (!self->streaming) {
+      if (!self->streaming || self->quiet) {
         s->next_n = self->current_n() + 1;
         return self->tick(s);
       }
@@ -152,7 +152,15 @@ WsTestServer::~WsTestServer() {
   impl_->thread.join();
 }
 std::uint16_t WsTestServer::port() const { return impl_->acceptor.local_endpoint().port(); }
-void WsTestServer::set_streaming(bool on) { impl_->streaming = on; }
+void WsTestServer::set_streaming(bool on) {
+  impl_->streaming = on;
+  if (on) return;
+  impl_->for_each_session([](WsSession& s) {  // nothing the client sends is read: pings go unanswered
+    error_code ec;
+    beast::get_lowest_layer(s.ws).socket().shutdown(tcp::socket::shutdown_receive, ec);
+  });
+}
+void WsTestServer::set_quiet(bool on) { impl_->quiet = on; }
 void WsTestServer::drop_all() {
   impl_->for_each_session([](WsSession& s) {
     error_code ec;

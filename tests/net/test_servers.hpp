@@ -23,7 +23,8 @@ class WsTestServer {
   explicit WsTestServer(std::chrono::milliseconds period);
   ~WsTestServer();
   std::uint16_t port() const;
-  void set_streaming(bool on);  // off = stall: connections stay open, no frames
+  void set_streaming(bool on);  // off = stall, a dead link: connections stay open, no frames, pings unanswered
+  void set_quiet(bool on);      // on = no frames, but pings are answered: a live link without data
   void drop_all();              // abrupt TCP close of every connection
   void ping_all();              // server-initiated pings
   int accepted() const;

@@ -146,6 +146,28 @@ TEST_CASE("ws: watchdog reconnects when frames stop", "[ws]") {
   CHECK(feed.stats().stalls >= 1);
 }
 
+TEST_CASE("ws: a connection without data frames that answers pings is alive: no stall", "[ws]") {
+  test::WsTestServer server(5ms);
+  boost::asio::io_context ioc;
+  Recorder rec;
+  auto opt = options_for(server);
+  opt.stall_timeout = 200ms;  // the feed pings at least every 66 ms then
+  WsFeed feed(ioc, opt, rec.on_frame(), rec.on_event());
+  REQUIRE(feed.start().empty());
+  REQUIRE(run_until(ioc, [&] { return rec.frames.size() >= 5; }));
+  const auto first = feed.current_conn_id();
+  server.set_quiet(true);  // a quiet market: no data for five stall timeouts
+  const auto until = Clock::now() + 1s;
+  run_until(ioc, [&] { return Clock::now() >= until; });
+  CHECK(rec.count(WsEvent::Kind::stalled) == 0);
+  CHECK(feed.stats().stalls == 0);
+  CHECK(feed.stats().pongs_received >= 5);
+  server.set_quiet(false);
+  REQUIRE(run_until(ioc, [&] { return rec.frames_from(first) >= 10; }));
+  CHECK(feed.current_conn_id() == first);
+  CHECK(server.accepted() == 1);
+}
+
 TEST_CASE("ws: reconnects after the server drops it, backing off", "[ws]") {
   test::WsTestServer server(5ms);
   boost::asio::io_context ioc;

@@ -56,10 +56,20 @@ std::string apply_command(std::string_view line, Faults& f, const ControlActions
     return true;
   };
   if (cmd == "stall") return seconds_arg(f.stall_until) ? "ok stall" : "error usage: stall SECONDS";
+  if (cmd == "quiet") return seconds_arg(f.quiet_until) ? "ok quiet" : "error usage: quiet SECONDS";
   if (cmd == "rest_down") return seconds_arg(f.rest_down_until) ? "ok rest_down" : "error usage: rest_down SECONDS";
   if (cmd == "blackout") {
     if (!seconds_arg(f.blackout_until)) return "error usage: blackout SECONDS";
     return "ok blackout, dropped " + std::to_string(a.drop_all ? a.drop_all() : 0);
+  }
+  if (cmd == "blackout_on") {
+    double s = 0;
+    if (w.size() != 3) return "error usage: blackout_on TEXT SECONDS";
+    auto [p, ec] = std::from_chars(w[2].data(), w[2].data() + w[2].size(), s);
+    if (ec != std::errc() || p != w[2].data() + w[2].size() || s < 0) return "error usage: blackout_on TEXT SECONDS";
+    f.blackout_on = std::string(w[1]);
+    f.blackout_on_for = std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
+    return "ok blackout_on " + f.blackout_on;
   }
   if (cmd == "rest_slow") {
     if (w.size() != 2 || !to_int(w[1], n)) return "error usage: rest_slow MS";

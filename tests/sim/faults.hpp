@@ -2,9 +2,13 @@
 // line protocol that scripts it (control port or --faults file). Commands, one per line:
 //   drop                      close every WebSocket at once, without a close frame
 //   stall SECONDS             stop sending on every WebSocket (frames and pings), sockets stay open
+//   quiet SECONDS             hold data frames back (sent late, at once, afterwards); pings and
+//                             pongs go on: a live connection that carries no data for a while
 //   blackout SECONDS          the network is gone: every WebSocket dropped, every new connection
 //                             (WebSocket and REST) closed at once, while the replay clock runs on
 //   rest_down SECONDS         REST is gone (its connections closed, no answer); the stream stays
+//   blackout_on TEXT SECONDS  the next REST request whose target contains TEXT starts a blackout of
+//                             SECONDS (it gets no answer): an outage at an exact step of a repair
 //   shutdown                  send a serverShutdown event on every WebSocket
 //   malformed N | truncate N  insert N broken copies of the next frames (the real frames follow)
 //   duplicate N               send each of the next N aggTrade frames twice
@@ -36,11 +40,14 @@ struct RestFault {
 struct Faults {
   int malformed = 0, truncate = 0, duplicate = 0, reorder = 0, hole = 0;
   std::chrono::steady_clock::time_point stall_until{};
+  std::chrono::steady_clock::time_point quiet_until{};
   std::chrono::steady_clock::time_point blackout_until{};
   std::chrono::steady_clock::time_point rest_down_until{};
   int rest_slow_ms = 0;
   int rest_partial = 0;
   std::deque<RestFault> rest_errors;
+  std::string blackout_on;  // empty: not armed
+  std::chrono::steady_clock::duration blackout_on_for{};
 
   // Takes one REST fault if any is queued.
   bool next_rest_error(RestFault& out) {
@@ -50,7 +57,15 @@ struct Faults {
     --rest_errors.front().remaining;
     return true;
   }
+  // Fires the armed blackout_on if `target` matches: true when the network is gone from now on.
+  bool trigger_blackout(std::string_view target) {
+    if (blackout_on.empty() || target.find(blackout_on) == std::string_view::npos) return false;
+    blackout_on.clear();
+    blackout_until = std::chrono::steady_clock::now() + blackout_on_for;
+    return true;
+  }
   bool stalled() const { return std::chrono::steady_clock::now() < stall_until; }
+  bool quiet() const { return std::chrono::steady_clock::now() < quiet_until; }
   bool blacked_out() const { return std::chrono::steady_clock::now() < blackout_until; }
   bool rest_down() const { return std::chrono::steady_clock::now() < rest_down_until; }
 };

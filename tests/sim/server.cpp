@@ -382,6 +382,10 @@ awaitable<void> Server::connection(tcp::socket socket) {
         co_return;
       }
       if (faults_.rest_down()) break;  // no answer: the connection just closes
+      if (faults_.trigger_blackout(std::string_view(req.target().data(), req.target().size()))) {
+        actions().drop_all();
+        break;
+      }
       co_await serve_rest(stream, req, keep);
     }
     beast::error_code ec;
@@ -449,7 +453,9 @@ awaitable<void> Server::websocket_session(std::shared_ptr<WsSession> s, std::vec
   sessions_.push_back(s);
   asio::co_spawn(io_, ws_writer(s, std::move(streams)), asio::detached);
   asio::co_spawn(io_, ws_control(s), asio::detached);
-  // The reader: answers the client's pings (Beast does) and notices pongs and closes.
+  // The reader: answers the client's pings (Beast does) and notices pongs and closes. A stall is a
+  // dead link: ws_control shuts the receiving side, so the client's pings go unanswered too; the
+  // socket closes only when the stall is over (a dead link sends no FIN either).
   try {
     beast::flat_buffer buf;
     for (;;) {
@@ -458,6 +464,7 @@ awaitable<void> Server::websocket_session(std::shared_ptr<WsSession> s, std::vec
     }
   } catch (const std::exception&) {
   }
+  while (faults_.stalled() && !s->closed) co_await sleep_for(std::chrono::milliseconds(20));
   if (!s->closed) {
     s->closed = true;
     beast::error_code ec;
@@ -481,7 +488,7 @@ awaitable<void> Server::ws_writer(std::shared_ptr<WsSession> s, std::vector<std:
   };
   try {
     while (!s->closed) {
-      if (faults_.stalled()) {
+      if (faults_.stalled() || faults_.quiet()) {
         co_await sleep_for(kTick);
         continue;
       }
@@ -568,6 +575,10 @@ awaitable<void> Server::ws_control(std::shared_ptr<WsSession> s) {
   try {
     while (!s->closed) {
       co_await sleep_for(milliseconds(20));
+      if (faults_.stalled()) {
+        beast::error_code ec;  // the dead link of a stall: nothing the client sends is read
+        beast::get_lowest_layer(s->ws).socket().shutdown(tcp::socket::shutdown_receive, ec);
+      }
       const auto now = Clock::now();
       if (now - born >= lifetime) {
         co_await s->ws.async_close(websocket::close_code::normal, use_awaitable);
