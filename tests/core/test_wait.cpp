@@ -212,7 +212,10 @@ TEST_CASE("wait_open: a reader started before the writer gets the segment when i
   std::this_thread::sleep_for(300ms);
   auto w = publish::SegmentWriter::open(seg_opts(inst), spec("eth_ticks"));
   const auto created_ns = std::chrono::steady_clock::now().time_since_epoch().count();
-  std::this_thread::sleep_for(100ms);
+  // Publish only once the reader holds the segment: a publish before its open would already be
+  // "seen" by it, and its wait() would then rightly sleep until the next one.
+  for (int i = 0; i < 1000 && opened_ns.load() == 0; ++i) std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(50ms);  // let it reach wait()
   w.publish(make_bar(1000, 42));
   w.wake_readers();
   reader.join();
