@@ -10,8 +10,8 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "mdshm/detail/file_trust.hpp"
-#include "mdshm/detail/proc.hpp"
+#include "mdshm/platform/file_trust.hpp"
+#include "mdshm/platform/proc.hpp"
 #include "mdshm/paths.hpp"
 
 namespace mdshm::publish {
@@ -35,7 +35,7 @@ void check_parent(const std::string& shm_dir) {
   if (::stat(shm_dir.c_str(), &st) != 0) fail(shm_dir, "shm dir", errno);
   if (!S_ISDIR(st.st_mode)) fail(shm_dir, "shm dir is not a directory");
   if (st.st_uid != 0 && st.st_uid != ::geteuid())
-    fail(shm_dir, "shm dir is owned by " + detail::describe_uid(st.st_uid) +
+    fail(shm_dir, "shm dir is owned by " + platform::describe_uid(st.st_uid) +
                       ", who could replace the instance directory; use a directory owned by root or by the daemon's user");
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
     fail(shm_dir, "shm dir is writable by other users and not sticky: they could replace the instance directory");
@@ -71,8 +71,8 @@ void prepare_instance_dir(const SegmentOptions& opt, std::vector<std::string>& n
       if (errno == ENOENT) continue;  // removed under us: create again
       fail(path, "instance directory", errno);
     }
-    std::string why = detail::untrusted_reason(lst, me, /*want_dir=*/true);
-    if (why.find("owned by") == std::string::npos) why += " owned by " + detail::describe_uid(lst.st_uid);
+    std::string why = platform::untrusted_reason(lst, me, /*want_dir=*/true);
+    if (why.find("owned by") == std::string::npos) why += " owned by " + platform::describe_uid(lst.st_uid);
     const bool ours = S_ISDIR(lst.st_mode) && lst.st_uid == me;
     if (ours) {
       const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -101,7 +101,7 @@ void prepare_instance_dir(const SegmentOptions& opt, std::vector<std::string>& n
     }
     // Squatted: somebody else's directory, or a file or symlink at the name. Move it aside if we
     // may (only root may in a sticky /dev/shm), never write into it, never follow it.
-    const std::string aside = path + ".untrusted-" + std::to_string(lst.st_uid) + "-" + std::to_string(detail::wall_ns());
+    const std::string aside = path + ".untrusted-" + std::to_string(lst.st_uid) + "-" + std::to_string(platform::wall_ns());
     if (::rename(path.c_str(), aside.c_str()) != 0) {
       const int e = errno;
       fail(path, "instance directory is " + why + "; it cannot be trusted and cannot be replaced (" +

@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "mdshm/detail/file_trust.hpp"
+#include "mdshm/platform/file_trust.hpp"
 #include "mdshm/paths.hpp"
 #include "mdshm/platform/futex.hpp"
 #include "mdshm/platform/proc.hpp"
@@ -132,13 +132,13 @@ SegmentWriter SegmentWriter::open(const SegmentOptions& opt, const SeriesSpec& s
     struct stat lst {};
     out.outcome = AttachOutcome::replaced;
     out.reason = "not trusted: a symbolic link" +
-                 (::lstat(w.path_.c_str(), &lst) == 0 ? " owned by " + detail::describe_uid(lst.st_uid) : std::string());
+                 (::lstat(w.path_.c_str(), &lst) == 0 ? " owned by " + platform::describe_uid(lst.st_uid) : std::string());
   } else if (old_fd >= 0) {
     struct stat st {};
     ::fstat(old_fd, &st);
     const auto file_size = static_cast<std::uint64_t>(st.st_size);
     std::string why;
-    if (const auto distrust = detail::untrusted_reason(st, ::geteuid()); !distrust.empty())
+    if (const auto distrust = platform::untrusted_reason(st, ::geteuid()); !distrust.empty())
       why = "not trusted: " + distrust;
     else if (file_size < kHeaderSize) why = "file smaller than a header (" + std::to_string(file_size) + " bytes)";
     if (why.empty()) {

@@ -13,7 +13,7 @@
 #include <sstream>
 #include <utility>
 
-#include "mdshm/detail/file_trust.hpp"
+#include "mdshm/platform/file_trust.hpp"
 #include "publish/publisher.hpp"
 
 namespace mdshm::publish {
@@ -33,7 +33,7 @@ std::string describe_pid(pid_t pid) {
   const bool have_uid = ::stat(("/proc/" + std::to_string(pid)).c_str(), &st) == 0;
   if (!name.empty() || have_uid) {
     out += " (" + name;
-    if (have_uid) out += std::string(name.empty() ? "" : ", ") + detail::describe_uid(st.st_uid);
+    if (have_uid) out += std::string(name.empty() ? "" : ", ") + platform::describe_uid(st.st_uid);
     out += ")";
   }
   return out;
@@ -68,10 +68,10 @@ WriterLock WriterLock::acquire(const std::string& path, const std::string& insta
   if (fd < 0 && errno == ELOOP) why = "a symbolic link";
   else if (fd < 0) fail(path, "open lock file", errno);
   else if (::fstat(fd, &st) != 0) fail(path, "fstat lock file", errno);
-  else if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) why = detail::untrusted_reason(st, ::geteuid());
+  else if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) why = platform::untrusted_reason(st, ::geteuid());
   if (!why.empty()) {
     struct stat lst {};
-    const std::string owner = ::lstat(path.c_str(), &lst) == 0 ? " owned by " + detail::describe_uid(lst.st_uid) : "";
+    const std::string owner = ::lstat(path.c_str(), &lst) == 0 ? " owned by " + platform::describe_uid(lst.st_uid) : "";
     if (fd >= 0) ::close(fd);
     if (!replace_untrusted)
       fail(path, "lock file not trusted (" + why + ")" + (why.find("owned by") == std::string::npos ? owner : "") +

@@ -31,7 +31,7 @@
 #include <poll.h>
 #include <sys/inotify.h>
 
-#include "mdshm/detail/file_trust.hpp"
+#include "mdshm/platform/file_trust.hpp"
 #include "mdshm/layout.hpp"
 #include "mdshm/paths.hpp"
 #include "mdshm/platform/futex.hpp"

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace mdshm::detail {
+namespace mdshm::platform {
 
 // "uid 1001 (mallory)", or "uid 1001" when the account has no name.
 inline std::string describe_uid(uid_t uid) {
@@ -42,4 +42,4 @@ inline std::string untrusted_reason(const struct stat& st, uid_t writer, bool wa
   return {};
 }
 
-}  // namespace mdshm::detail
+}  // namespace mdshm::platform
