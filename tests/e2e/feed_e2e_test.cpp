@@ -832,17 +832,22 @@ TEST_CASE("a replay started again from an earlier time: the daemon refuses segme
   // the bars the first run left in the segments (and their trade ids). Continuing on them dropped
   // every live trade as a duplicate while 1m and 1h stopped updating. The daemon must say so and
   // not start.
+  // The second simulator listens on the first one's port: the same source (endpoint) as far as
+  // the segments can tell, so they are re-attached, not replaced as from another source.
   TempDir dir1, dir2;
   const auto shm = dir1 / "shm";
   fs::create_directories(shm);
+  int port = 0;
   {
     Sim sim(dir1, "", 60);
+    port = sim.port();
     Daemon d(dir1, config(dir1, sim.port(), shm), "run1");
     wait_for_bars(shm, 3, 25s);
     REQUIRE(d.alive());
     CHECK(d.stop() == 0);
   }
-  Sim sim(dir2, "", 60);
+  Sim sim(dir2, "", 60, {"--port", std::to_string(port)});
+  REQUIRE(sim.port() == port);
   Daemon d(dir2, config(dir2, sim.port(), shm), "run2");
   const bool refused = poll_until(20s, 100ms, [&] { return d.log().find("after the exchange clock") != std::string::npos; });
   INFO(d.log());
