@@ -121,33 +121,12 @@ def test_a_wait_in_one_thread_blocks_no_other_python_thread(start_writer):
         mdshm.universal(window=0, instance=w.instance, shm_dir=w.shm_dir)
 
 
-# The registry layout of today's main (registry_layout.hpp, major 1): RegistrySeries[64] at 4096,
-# 64 bytes each, `waiters` (u32) at +32. Decision 2 of the redesign removes waiter counts from
-# shared memory; then the hash differs and the test below skips (nothing left to leak).
-REGISTRY_HASH_WITH_WAITERS = 7482700809523919191
-
-
-def registry_waiters(instance, shm_dir):
-    import mmap
-    import struct
-    with open(os.path.join(shm_dir, f"mdshm.{instance}@registry"), "rb") as f:
-        m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
-    if struct.unpack_from("<Q", m, 16)[0] != REGISTRY_HASH_WITH_WAITERS:
-        return None
-    out = {}
-    for i in range(64):
-        sid = m[4096 + 64 * i:4096 + 64 * i + 32].split(b"\0")[0].decode()
-        if sid:
-            out[sid] = struct.unpack_from("<I", m, 4096 + 64 * i + 32)[0]
-    return out
-
-
-@pytest.mark.xfail(strict=True, reason="main: Series::wait() counts itself in the registry's waiters and nobody "
-                                       "takes the count back when the process dies; core/registry remove the counts")
-def test_sigkill_of_readers_blocked_in_series_wait_leaves_no_waiter_count(start_writer):
-    w = start_writer("--history", "5")
-    if registry_waiters(w.instance, w.shm_dir) is None:
-        pytest.skip("the registry has no waiter counts any more (registry redesign): nothing can leak")
+def test_sigkill_of_readers_blocked_in_series_wait_leaves_nothing_behind(start_writer):
+    """On main, Series::wait() counted itself in the registry's shared waiter counts and a reader
+    killed while blocked left its count behind for ever (the daemon then polled for nobody). Now
+    no reader writes anything to wait: killing blocked readers leaves no record, and the readers
+    that remain are still woken (the writer wakes one sleeper, which wakes the rest)."""
+    w = start_writer("--fast", "--rate", "20000")  # bursts of 1024 updates, one every ~50 ms
     pids = []
     for _ in range(10):
         pid = os.fork()
@@ -159,11 +138,14 @@ def test_sigkill_of_readers_blocked_in_series_wait_leaves_no_waiter_count(start_
             finally:
                 os._exit(1)
         pids.append(pid)
-    deadline = time.monotonic() + 30
-    while registry_waiters(w.instance, w.shm_dir)["eth_1m"] < 10 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    time.sleep(0.5)  # let them block
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-    time.sleep(2.5)  # the publisher's reclaim runs every second
-    assert registry_waiters(w.instance, w.shm_dir)["eth_1m"] == 0
+    s = mdshm.Series("eth_1m", instance=w.instance, shm_dir=w.shm_dir)
+    t0 = time.monotonic()
+    assert s.wait(5.0) == "updated"
+    assert time.monotonic() - t0 < 2.0
+    d = os.path.join(w.shm_dir, f"mdshm.{w.instance}", "@consumers")
+    left = [f for f in os.listdir(d) if f.startswith("c.")] if os.path.isdir(d) else []
+    assert left == []
