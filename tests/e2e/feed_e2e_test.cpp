@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "spawn_logged.hpp"
 #include "mdshm/client.hpp"
 
 extern char** environ;
@@ -63,17 +64,8 @@ std::map<std::int64_t, Row> load_csv() {
 }
 
 pid_t spawn(std::vector<std::string> args, const std::string& log) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  REQUIRE(rc == 0);
+  const pid_t pid = mdshm::sim::spawn_logged(std::move(args), log);
+  REQUIRE(pid > 0);
   return pid;
 }
 
