@@ -7,11 +7,13 @@
 #include <exception>
 
 #include "commands.hpp"
+#include "mdshm/build_info.hpp"
 
 int main(int argc, char** argv) {
   using namespace mdshm::inspect;
   CLI::App app{"mdshm: inspect the shared-memory segments of an mdshmd instance"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", mdshm::build::version_line("mdshm"));
   Options o;
   app.add_option("--instance", o.open.instance, "instance name")->capture_default_str();
   app.add_option("--shm-dir", o.open.shm_dir, "directory of the segments")->capture_default_str();

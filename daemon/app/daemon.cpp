@@ -27,6 +27,7 @@
 #include "metrics/exposition.hpp"
 #include "metrics/http_exporter.hpp"
 #include "service/service_notifier.hpp"
+#include "mdshm/build_info.hpp"
 
 namespace mdshm::app {
 
@@ -406,6 +407,7 @@ int run_main(int argc, char** argv) {
   CLI::App cli{"mdshmd: market-data daemon publishing OHLCV series into shared memory"};
   std::string config_path, instance;
   bool check_only = false;
+  cli.set_version_flag("--version", build::version_line("mdshmd"));
   cli.add_option("--config", config_path, "TOML configuration file")->required();
   cli.add_option("--instance", instance, "instance name (overrides daemon.instance)");
   cli.add_flag("--check-config", check_only, "validate the configuration and exit (0 ok, 2 bad)");
