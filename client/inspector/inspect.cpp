@@ -1,6 +1,7 @@
 #include "inspect.hpp"
 
 #include <dirent.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cerrno>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -81,6 +83,19 @@ std::vector<Segment> scan(const OpenOptions& opt) {
     out.push_back(open_path(opt, std::move(n), std::move(path)));
   }
   return out;
+}
+
+std::optional<std::string> access_problem(const OpenOptions& opt) {
+  struct stat st {};
+  if (::stat(opt.shm_dir.c_str(), &st) != 0)
+    return fmt::format("--shm-dir {}: {}", opt.shm_dir, std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return fmt::format("--shm-dir {}: not a directory", opt.shm_dir);
+  const std::string dir = paths::instance_dir(opt.shm_dir, opt.instance);
+  if (::stat(dir.c_str(), &st) != 0 || ::access(dir.c_str(), R_OK | X_OK) == 0 || errno != EACCES) return std::nullopt;
+  const group* g = ::getgrgid(st.st_gid);
+  const std::string name = g ? g->gr_name : std::to_string(st.st_gid);
+  return fmt::format("{}: permission denied: readers must be in group '{}' (sudo adduser $USER {}, then log in again)",
+                     dir, name, name);
 }
 
 Segment open_segment(const OpenOptions& opt, std::string_view series) {

@@ -7,6 +7,8 @@
 #include <exception>
 
 #include "commands.hpp"
+#include "inspect.hpp"
+#include "json_writer.hpp"
 #include "mdshm/build_info.hpp"
 
 int main(int argc, char** argv) {
@@ -58,6 +60,12 @@ int main(int argc, char** argv) {
   if (!mdshm::valid_instance(o.open.instance)) {
     fmt::print(stderr, "mdshm: invalid instance name '{}' (1-31 of [A-Za-z0-9_-])\n", o.open.instance);
     return 64;
+  }
+  // Nothing to look at: the same exit code as a segment that cannot be opened (check: failed).
+  if (const auto problem = access_problem(o.open)) {
+    if (o.json) fmt::print("{}\n", JsonWriter().begin_object().field("error", *problem).end_object().str());
+    fmt::print(stderr, "mdshm: {}\n", *problem);
+    return 2;
   }
   try {
     if (*list) return run_list(o);
