@@ -98,6 +98,25 @@ std::optional<std::string> access_problem(const OpenOptions& opt) {
                      dir, name, name);
 }
 
+std::vector<std::string> other_instances(const OpenOptions& opt) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(opt.shm_dir.c_str());
+  if (!d) return out;
+  const std::string_view prefix = kSegmentPrefix;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view name = e->d_name;
+    if (name.size() <= prefix.size() || name.substr(0, prefix.size()) != prefix) continue;
+    const std::string_view instance = name.substr(prefix.size());
+    if (!valid_instance(instance) || instance == opt.instance) continue;  // also skips "x@registry" files
+    struct stat st {};
+    if (::stat((opt.shm_dir + "/" + std::string(name)).c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+      out.emplace_back(instance);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 Segment open_segment(const OpenOptions& opt, std::string_view series) {
   if (!valid_series_id(series)) {
     Segment seg;

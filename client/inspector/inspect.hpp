@@ -33,6 +33,9 @@ std::vector<Segment> scan(const OpenOptions& opt);
 // Why nothing of the instance can be seen at all, before any command runs: a --shm-dir that does
 // not exist, or an instance directory this account may not read (naming the group to join).
 std::optional<std::string> access_problem(const OpenOptions& opt);
+// The other instances whose directories are in opt.shm_dir (sorted): a mistyped --instance is
+// the usual reason for "no segments".
+std::vector<std::string> other_instances(const OpenOptions& opt);
 // One series by name; error not_found if there is no file.
 Segment open_segment(const OpenOptions& opt, std::string_view series);
 // Series ids the writer publishes, from its manifest in the consumers directory (empty if none).

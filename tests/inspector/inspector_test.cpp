@@ -412,3 +412,25 @@ TEST_CASE("permission denied names the group a reader must join", "[inspector][s
   CHECK(contains(r.out, "permission denied"));
   CHECK(contains(r.out, "group '" + group_name + "'"));
 }
+
+TEST_CASE("list of an instance with no segments names the instances it sees", "[inspector]") {
+  Fixture f;  // a writer under f.instance
+  const std::string wrong = unique_instance("typo");
+  const auto text = run(kMdshm + " --instance " + wrong + " list");
+  INFO(text.out);
+  CHECK(text.exit_code == 0);
+  CHECK(contains(text.out, "no segments of instance '" + wrong + "'"));
+  CHECK(contains(text.out, "other instances there: "));
+  CHECK(contains(text.out, f.instance));
+  const auto js = run(kMdshm + " --instance " + wrong + " list --json");
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = parser.parse(js.out);
+  bool seen = false;
+  for (simdjson::dom::element i : simdjson::dom::array(doc["other_instances"]))
+    seen = seen || std::string_view(i) == f.instance;
+  CHECK(seen);
+  // The instance itself is not among the others.
+  const auto own = run(kMdshm + " --instance " + f.instance + " list --json");
+  simdjson::dom::element own_doc = parser.parse(own.out);
+  for (simdjson::dom::element i : simdjson::dom::array(own_doc["other_instances"])) CHECK(std::string_view(i) != f.instance);
+}
