@@ -35,7 +35,7 @@ fi
 
 if [[ -z "${TEST_LABELS:-}" || "tsan" =~ ${TEST_LABELS} ]]; then
   echo "== ThreadSanitizer build (build-tsan/)"
-  configure_and_build "$root/build-tsan" -DMDSHM_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo --
+  configure_and_build "$root/build-tsan" -DMDSHM_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMDSHM_WERROR=ON --
   cd "$root/build-tsan"
   # setarch -R: TSan in GCC 12 cannot map its shadow memory with the high ASLR entropy of newer
   # kernels ("unexpected memory mapping"); disabling randomisation for the run avoids it.

@@ -33,6 +33,7 @@ void json_row(JsonWriter& j, const Segment& seg, const Status& st) {
 
 int run_list(const Options& o) {
   auto segs = scan(o.open);
+  const auto others = other_instances(o.open);
   if (o.json) {
     JsonWriter j;
     j.begin_object().field("instance", o.open.instance).field("shm_dir", o.open.shm_dir).key("segments").begin_array();
@@ -42,12 +43,16 @@ int run_list(const Options& o) {
       else json_segment_error(j, seg);
       j.end_object();
     }
+    j.end_array().key("other_instances").begin_array();
+    for (const auto& i : others) j.value(i);
     j.end_array().end_object();
     fmt::print("{}\n", j.str());
     return 0;
   }
   if (segs.empty()) {
     fmt::print("no segments of instance '{}' in {}\n", o.open.instance, o.open.shm_dir);
+    if (!others.empty())
+      fmt::print("other instances there: {} (mdshm --instance NAME list)\n", fmt::join(others, ", "));
     return 0;
   }
   fmt::print("{:<12} {:<9} {:>4} {:>17} {:>8} {:<7} {:>4} {:>8} {:>8} {:>6}  {}\n", "SERIES", "SYMBOL", "INT",

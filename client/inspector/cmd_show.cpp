@@ -57,8 +57,11 @@ void print_text(const Segment& seg, Series& s, const Status& st, const std::vect
                flag_names(b.flags));
   }
   fmt::print("statistics\n");
-  for (std::size_t i = 0; i < std::size(kStatNames); ++i)
-    fmt::print("  {:<20} {}\n", kStatNames[i], s.stat(static_cast<Stat>(i)));
+  for (std::size_t i = 0; i < std::size(kStatNames); ++i) {
+    const auto id = static_cast<Stat>(i);
+    if (stat_is_signed(id)) fmt::print("  {:<20} {}\n", kStatNames[i], static_cast<std::int64_t>(s.stat(id)));
+    else fmt::print("  {:<20} {}\n", kStatNames[i], s.stat(id));
+  }
   const auto samples = s.stat(Stat::latency_count);
   fmt::print("latency      {} samples, p50 {}, p99 {}, max {:.1f} us\n", samples,
              latency_text(latency_percentile_ns(h, 0.50)), latency_text(latency_percentile_ns(h, 0.99)),
@@ -108,7 +111,11 @@ void print_json(const Segment& seg, Series& s, const Status& st, const std::vect
     j.null();
   }
   j.key("stats").begin_object();
-  for (std::size_t i = 0; i < std::size(kStatNames); ++i) j.field(kStatNames[i], s.stat(static_cast<Stat>(i)));
+  for (std::size_t i = 0; i < std::size(kStatNames); ++i) {
+    const auto id = static_cast<Stat>(i);
+    if (stat_is_signed(id)) j.field(kStatNames[i], static_cast<std::int64_t>(s.stat(id)));
+    else j.field(kStatNames[i], s.stat(id));
+  }
   j.end_object();
   j.key("latency").begin_object().field("samples", s.stat(Stat::latency_count));
   for (auto [name, q] : {std::pair{"p50_ns", 0.50}, std::pair{"p99_ns", 0.99}}) {

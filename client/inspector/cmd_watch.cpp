@@ -108,7 +108,17 @@ std::string screen(const Options& o, const std::vector<Row>& rows, int columns) 
 
 void print_plain(const Options& o, const std::vector<Row>& rows) {
   const std::string now = iso_time_ms(now_ms());
-  if (rows.empty()) fmt::print("{} no segments of instance '{}'\n", now, o.open.instance);
+  if (rows.empty()) {
+    const std::string msg = fmt::format("no segments of instance '{}' in {}", o.open.instance, o.open.shm_dir);
+    if (o.json) {
+      JsonWriter j;
+      j.begin_object().field("time", now).field("instance", o.open.instance).field("segments", 0);
+      j.field("health", std::string(to_string(Health::failed))).field("error", msg).end_object();
+      fmt::print("{}\n", j.str());
+    } else {
+      fmt::print("{} {}\n", now, msg);
+    }
+  }
   for (const auto& r : rows) {
     if (o.json) {
       JsonWriter j;

@@ -1,6 +1,7 @@
 #include "inspect.hpp"
 
 #include <dirent.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cerrno>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -80,6 +82,38 @@ std::vector<Segment> scan(const OpenOptions& opt) {
     std::string path = series_path(opt, n);
     out.push_back(open_path(opt, std::move(n), std::move(path)));
   }
+  return out;
+}
+
+std::optional<std::string> access_problem(const OpenOptions& opt) {
+  struct stat st {};
+  if (::stat(opt.shm_dir.c_str(), &st) != 0)
+    return fmt::format("--shm-dir {}: {}", opt.shm_dir, std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return fmt::format("--shm-dir {}: not a directory", opt.shm_dir);
+  const std::string dir = paths::instance_dir(opt.shm_dir, opt.instance);
+  if (::stat(dir.c_str(), &st) != 0 || ::access(dir.c_str(), R_OK | X_OK) == 0 || errno != EACCES) return std::nullopt;
+  const group* g = ::getgrgid(st.st_gid);
+  const std::string name = g ? g->gr_name : std::to_string(st.st_gid);
+  return fmt::format("{}: permission denied: readers must be in group '{}' (sudo adduser $USER {}, then log in again)",
+                     dir, name, name);
+}
+
+std::vector<std::string> other_instances(const OpenOptions& opt) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(opt.shm_dir.c_str());
+  if (!d) return out;
+  const std::string_view prefix = kSegmentPrefix;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view name = e->d_name;
+    if (name.size() <= prefix.size() || name.substr(0, prefix.size()) != prefix) continue;
+    const std::string_view instance = name.substr(prefix.size());
+    if (!valid_instance(instance) || instance == opt.instance) continue;  // also skips "x@registry" files
+    struct stat st {};
+    if (::stat((opt.shm_dir + "/" + std::string(name)).c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+      out.emplace_back(instance);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
   return out;
 }
 

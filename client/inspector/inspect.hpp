@@ -30,6 +30,12 @@ struct Segment {
 
 // Every data segment of the instance (the files of mdshm.<instance>/ not starting with @), sorted by series.
 std::vector<Segment> scan(const OpenOptions& opt);
+// Why nothing of the instance can be seen at all, before any command runs: a --shm-dir that does
+// not exist, or an instance directory this account may not read (naming the group to join).
+std::optional<std::string> access_problem(const OpenOptions& opt);
+// The other instances whose directories are in opt.shm_dir (sorted): a mistyped --instance is
+// the usual reason for "no segments".
+std::vector<std::string> other_instances(const OpenOptions& opt);
 // One series by name; error not_found if there is no file.
 Segment open_segment(const OpenOptions& opt, std::string_view series);
 // Series ids the writer publishes, from its manifest in the consumers directory (empty if none).
@@ -56,6 +62,9 @@ struct Status {
 };
 inline constexpr std::size_t kRecentBars = 256;
 Status status_of(Series& s);
+
+// Stats that hold a two's complement value (the others are counts and gauges).
+inline bool stat_is_signed(Stat s) { return s == Stat::exchange_offset_ms; }
 
 // Health, the exit codes of `mdshm check`.
 enum class Health { ok = 0, stale = 1, failed = 2 };

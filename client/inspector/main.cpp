@@ -7,11 +7,15 @@
 #include <exception>
 
 #include "commands.hpp"
+#include "inspect.hpp"
+#include "json_writer.hpp"
+#include "mdshm/build_info.hpp"
 
 int main(int argc, char** argv) {
   using namespace mdshm::inspect;
   CLI::App app{"mdshm: inspect the shared-memory segments of an mdshmd instance"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", mdshm::build::version_line("mdshm"));
   Options o;
   app.add_option("--instance", o.open.instance, "instance name")->capture_default_str();
   app.add_option("--shm-dir", o.open.shm_dir, "directory of the segments")->capture_default_str();
@@ -56,6 +60,12 @@ int main(int argc, char** argv) {
   if (!mdshm::valid_instance(o.open.instance)) {
     fmt::print(stderr, "mdshm: invalid instance name '{}' (1-31 of [A-Za-z0-9_-])\n", o.open.instance);
     return 64;
+  }
+  // Nothing to look at: the same exit code as a segment that cannot be opened (check: failed).
+  if (const auto problem = access_problem(o.open)) {
+    if (o.json) fmt::print("{}\n", JsonWriter().begin_object().field("error", *problem).end_object().str());
+    fmt::print(stderr, "mdshm: {}\n", *problem);
+    return 2;
   }
   try {
     if (*list) return run_list(o);

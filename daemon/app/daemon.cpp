@@ -10,7 +10,6 @@
 #include <boost/asio/io_context.hpp>
 #include <iostream>
 #include <memory>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <vector>
 
@@ -22,11 +21,13 @@
 #include "store/history_store.hpp"
 #include "publish/publisher.hpp"
 #include "source/synthetic.hpp"
+#include "app/log_setup.hpp"
 #include "app/preflight.hpp"
 #include "app/reload.hpp"
 #include "metrics/exposition.hpp"
 #include "metrics/http_exporter.hpp"
 #include "service/service_notifier.hpp"
+#include "mdshm/build_info.hpp"
 
 namespace mdshm::app {
 
@@ -162,7 +163,11 @@ std::vector<std::unique_ptr<store::HistoryStore>> open_stores(const config::Conf
     o.on_mismatch = store::MismatchPolicy::move_aside;
     try {
       auto st = std::make_unique<store::HistoryStore>(store::HistoryStore::open_or_defer(o));
-      for (const auto& n : st->notes()) spdlog::warn("{}: history store: {}", s.id, n);
+      // A new store file is the normal first start; everything else in the notes was repaired.
+      for (const auto& n : st->notes()) {
+        if (n.rfind("created ", 0) == 0) spdlog::info("{}: history store: {}", s.id, n);
+        else spdlog::warn("{}: history store: {}", s.id, n);
+      }
       if (st->health().state == StoreState::ok)
         spdlog::info("{}: history store {}: {} bar(s)", s.id, st->path(), st->loaded().size());
       st->observe([&w = pub.at(i), id = s.id, logged = StoreHealthLog{}](const store::StoreHealth& h) mutable {
@@ -406,6 +411,7 @@ int run_main(int argc, char** argv) {
   CLI::App cli{"mdshmd: market-data daemon publishing OHLCV series into shared memory"};
   std::string config_path, instance;
   bool check_only = false;
+  cli.set_version_flag("--version", build::version_line("mdshmd"));
   cli.add_option("--config", config_path, "TOML configuration file")->required();
   cli.add_option("--instance", instance, "instance name (overrides daemon.instance)");
   cli.add_flag("--check-config", check_only, "validate the configuration and exit (0 ok, 2 bad)");
@@ -440,10 +446,7 @@ int run_main(int argc, char** argv) {
     return kExitOk;
   }
 
-  auto logger = spdlog::stderr_color_mt("mdshmd");
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(level_of(cfg.daemon.log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%P] %v");
+  setup_logging(level_of(cfg.daemon.log_level));
   install_signal_handlers();
   Runtime rt;
   rt.config_path = config_path;

@@ -17,9 +17,11 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -306,4 +308,65 @@ TEST_CASE("SIGTERM while the exchange does not answer at startup stops the daemo
   INFO(d.stderr_text());
   CHECK(d.stderr_text().find("stopped during startup") != std::string::npos);
   close(lsock);
+}
+
+// Operators read these logs next to the inspector's UTC times and through journald: the stamp is
+// UTC with its offset, under systemd (JOURNAL_STREAM names stderr) every line carries its syslog
+// priority, and a store file created on the first start is news, not a warning.
+TEST_CASE("logs: UTC with offset, journald priorities, a new history store is info") {
+  Instance inst("logs");
+  const auto store_dir = inst.dir / "store";
+  const auto cfg = inst.write_config("[daemon]\ninstance = \"" + inst.name + "\"\nlog_level = \"info\"\n"
+                                     "[source]\nkind = \"synthetic\"\n[store]\ndir = \"" + store_dir.string() +
+                                     "\"\n[[series]]\nid = \"x_1s\"\nsymbol = \"XUSDT\"\ninterval = \"1s\"\n"
+                                     "capacity = 10\n", "logs.toml");
+  fs::create_directories(store_dir);
+  // The stderr file exists before the spawn (which truncates, keeping the inode) so that
+  // JOURNAL_STREAM can name it as systemd would name the journal's socket.
+  const auto err_path = inst.dir / "journal.stderr";
+  std::ofstream(err_path).put('\n');
+  struct stat st {};
+  REQUIRE(stat(err_path.c_str(), &st) == 0);
+  const std::string stream = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  REQUIRE(setenv("JOURNAL_STREAM", stream.c_str(), 1) == 0);
+  Proc d = spawn(inst, {"--config", cfg}, "journal");
+  unsetenv("JOURNAL_STREAM");
+  REQUIRE(d.err_path == err_path.string());
+  REQUIRE(wait_for([&] { return d.stderr_text().find("mdshmd running") != std::string::npos; }, 10000ms));
+  REQUIRE(kill(d.pid, SIGTERM) == 0);
+  CHECK(d.wait_exit(10000ms) == 0);
+  const auto log = d.stderr_text();
+  INFO(log);
+  std::istringstream lines(log);
+  int n = 0;
+  bool created_seen = false;
+  // "<6>2026-12-01T18:30:00.123+00:00 info [pid] message"
+  const std::regex line_re(R"(<([0-7])>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 (\w+) \[\d+\] (.*))");
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    ++n;
+    std::smatch m;
+    INFO(line);
+    REQUIRE(std::regex_match(line, m, line_re));
+    const std::string level = m[2].str();
+    const int prio = std::stoi(m[1].str());
+    if (level == "info") CHECK(prio == 6);
+    if (level == "warning") CHECK(prio == 4);
+    if (level == "error") CHECK(prio == 3);
+    if (m[3].str().find("history store: created") != std::string::npos) {
+      created_seen = true;
+      CHECK(level == "info");
+    }
+  }
+  CHECK(n >= 2);
+  CHECK(created_seen);
+
+  // Without JOURNAL_STREAM (a terminal, a file): the same UTC stamp, no priority prefix.
+  Proc plain = spawn(inst, {"--config", cfg}, "plain");
+  REQUIRE(wait_for([&] { return plain.stderr_text().find("mdshmd running") != std::string::npos; }, 10000ms));
+  REQUIRE(kill(plain.pid, SIGTERM) == 0);
+  CHECK(plain.wait_exit(10000ms) == 0);
+  const auto first = plain.stderr_text().substr(0, plain.stderr_text().find('\n'));
+  INFO(first);
+  CHECK(std::regex_match(first, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 \w+ \[\d+\] .*)")));
 }

@@ -1,6 +1,8 @@
 // The inspector against a live synthetic writer: every command's text and JSON output, check's
 // exit codes (healthy, stale, dead writer, incompatible and missing segments) and watch in tmux.
 #include <fcntl.h>
+#include <grp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -341,4 +343,94 @@ TEST_CASE("watch full screen in tmux: refreshes, quits on q and Ctrl-C, restores
     CHECK(contains(after, "icanon echo"));  // cooked mode again, not -icanon -echo
     CHECK_FALSE(contains(after, "mdshm watch - instance"));  // alternate screen left
   }
+}
+
+TEST_CASE("signed statistics print signed in show, text and JSON", "[inspector]") {
+  const std::string instance = unique_instance("sign");
+  InstanceCleanup cleanup{instance};
+  WriterProcess writer{kWriter, {"--instance", instance, "--history", "5", "--exchange-offset-ms", "-135000"}};
+  const auto text = run(kMdshm + " --instance " + instance + " show eth_1m");
+  REQUIRE(text.exit_code == 0);
+  INFO(text.out);
+  CHECK(contains(text.out, "exchange_offset_ms   -135000\n"));
+  const auto js = run(kMdshm + " --instance " + instance + " show eth_1m --json");
+  REQUIRE(js.exit_code == 0);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = parser.parse(js.out);
+  CHECK(std::int64_t(doc["stats"]["exchange_offset_ms"]) == -135000);
+}
+
+TEST_CASE("--json is JSON even when there is nothing to show", "[inspector]") {
+  const std::string instance = unique_instance("empty");
+  const auto watch = run(kMdshm + " --instance " + instance + " watch --count 1 --json");
+  INFO(watch.out);
+  CHECK(watch.exit_code == 0);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = parser.parse(watch.out);
+  CHECK(std::int64_t(doc["segments"]) == 0);
+  CHECK(contains(std::string(std::string_view(doc["error"])), "no segments of instance '" + instance + "'"));
+  for (const char* cmd : {"list", "check"}) {
+    const auto r = run(kMdshm + " --instance " + instance + " " + cmd + " --json");
+    INFO(cmd << ": " << r.out);
+    CHECK_NOTHROW(parser.parse(r.out));
+  }
+}
+
+TEST_CASE("a --shm-dir that does not exist is an error naming it", "[inspector]") {
+  const std::string dir = "/nonexistent-mdshm-" + unique_instance("dir");
+  for (const char* cmd : {"list", "watch --count 1", "check", "show eth_1m"}) {
+    const auto r = run(kMdshm + " --instance x --shm-dir " + dir + " " + cmd, true);
+    INFO(cmd << ": " << r.out);
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.out, "--shm-dir " + dir + ": No such file or directory"));
+  }
+  const auto js = run(kMdshm + " --instance x --shm-dir " + dir + " list --json");
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = parser.parse(js.out);
+  CHECK(contains(std::string(std::string_view(doc["error"])), dir));
+}
+
+TEST_CASE("permission denied names the group a reader must join", "[inspector][security]") {
+  if (::geteuid() != 0) {
+    WARN("not root: cannot run the inspector as another user");
+    return;
+  }
+  Fixture f;
+  const std::string dir = mdshm::paths::instance_dir("/dev/shm", f.instance);
+  struct stat st {};
+  REQUIRE(::stat(dir.c_str(), &st) == 0);
+  REQUIRE((st.st_mode & S_IROTH) == 0);  // the instance directory is not world-readable
+  const group* g = ::getgrgid(st.st_gid);
+  REQUIRE(g != nullptr);
+  const std::string group_name = g->gr_name;
+  // As nobody, outside the group: the directory cannot be listed.
+  const auto r = run("setpriv --reuid=65534 --regid=65534 --clear-groups " + quote(kMdshm) + " --instance " +
+                         f.instance + " list",
+                     true);
+  INFO(r.out);
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.out, "permission denied"));
+  CHECK(contains(r.out, "group '" + group_name + "'"));
+}
+
+TEST_CASE("list of an instance with no segments names the instances it sees", "[inspector]") {
+  Fixture f;  // a writer under f.instance
+  const std::string wrong = unique_instance("typo");
+  const auto text = run(kMdshm + " --instance " + wrong + " list");
+  INFO(text.out);
+  CHECK(text.exit_code == 0);
+  CHECK(contains(text.out, "no segments of instance '" + wrong + "'"));
+  CHECK(contains(text.out, "other instances there: "));
+  CHECK(contains(text.out, f.instance));
+  const auto js = run(kMdshm + " --instance " + wrong + " list --json");
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = parser.parse(js.out);
+  bool seen = false;
+  for (simdjson::dom::element i : simdjson::dom::array(doc["other_instances"]))
+    seen = seen || std::string_view(i) == f.instance;
+  CHECK(seen);
+  // The instance itself is not among the others.
+  const auto own = run(kMdshm + " --instance " + f.instance + " list --json");
+  simdjson::dom::element own_doc = parser.parse(own.out);
+  for (simdjson::dom::element i : simdjson::dom::array(own_doc["other_instances"])) CHECK(std::string_view(i) != f.instance);
 }

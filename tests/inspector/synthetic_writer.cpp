@@ -81,6 +81,8 @@ int main(int argc, char** argv) {
   std::uint64_t store_state = 0, store_pending = 0;
   app.add_option("--store-state", store_state, "Stat::store_state to publish (2 failing, 3 unavailable)");
   app.add_option("--store-pending", store_pending, "Stat::store_pending_bars to publish (last errno ENOSPC)");
+  std::int64_t exchange_offset_ms = 0;
+  app.add_option("--exchange-offset-ms", exchange_offset_ms, "Stat::exchange_offset_ms to publish (may be negative)");
   CLI11_PARSE(app, argc, argv);
   if (series_args.empty())
     series_args = {"eth_ticks:ETHUSDT:1:256", "eth_1m:ETHUSDT:60:256", "eth_1h:ETHUSDT:3600:256",
@@ -108,6 +110,7 @@ int main(int argc, char** argv) {
       w.add_stat(mdshm::Stat::bars_closed);
     }
     w.set_stat(mdshm::Stat::store_state, store_state);
+    w.set_stat(mdshm::Stat::exchange_offset_ms, static_cast<std::uint64_t>(exchange_offset_ms));
     if (store_pending) {
       w.set_stat(mdshm::Stat::store_pending_bars, store_pending);
       w.set_stat(mdshm::Stat::store_write_errors, 3);

@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <regex>
+#include <set>
+#include <sstream>
 
 #include "../inspector/process.hpp"
 
@@ -122,4 +124,24 @@ TEST_CASE("the systemd unit verifies and its exposure stays low", "[install][sys
   }
   INFO(sec.out);
   CHECK(std::stod(m[1].str()) <= 2.0);  // 1.7 when written (docs/OPERATIONS.md)
+}
+
+// A bad configuration (exit 2) or an instance another mdshmd holds (exit 3, daemon/app/daemon.hpp)
+// does not heal by itself: restarting every RestartSec= for ever only floods the journal.
+TEST_CASE("the systemd unit does not restart a daemon that cannot start", "[install][systemd]") {
+  const auto unit = run("cat " + quote(fs::path(kSourceDir) / "systemd/mdshmd.service")).out;
+  std::smatch m;
+  REQUIRE(std::regex_search(unit, m, std::regex("\\nRestartPreventExitStatus=([^\\n]*)")));
+  std::set<int> prevented;
+  std::istringstream words(m[1].str());
+  for (std::string w; words >> w;) prevented.insert(std::stoi(w));
+  CHECK(prevented == std::set<int>{2, 3});
+
+  // The code the daemon really exits with on a configuration it refuses.
+  TempDir tmp;
+  const fs::path bad = tmp.path / "bad.toml";
+  REQUIRE(run("printf '[daemon]\\nno_such_key = 1\\n' > " + quote(bad)).exit_code == 0);
+  const auto r = run(quote(std::string(MDSHM_BIN_DIR) + "/mdshmd") + " --config " + quote(bad), true);
+  INFO(r.out);
+  CHECK(prevented.count(r.exit_code) == 1);
 }

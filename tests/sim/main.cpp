@@ -6,6 +6,7 @@
 #include "model/market.hpp"
 #include "server.hpp"
 #include "trades.hpp"
+#include "mdshm/build_info.hpp"
 
 namespace {
 
@@ -128,6 +129,7 @@ int main(int argc, char** argv) {
   app.add_option("--weight-limit", o.weight_limit, "REST weight per minute before 429 (Binance: 6000)")->default_val(6000);
   bool help_faults = false;
   app.add_flag("--help-faults", help_faults, "List the fault commands (control port and --faults script) and exit");
+  app.set_version_flag("--version", mdshm::build::version_line("mdshm-sim"));
   CLI11_PARSE(app, argc, argv);
   if (help_faults) {
     std::cout << "drop | stall SECONDS | blackout SECONDS | rest_down SECONDS | shutdown | malformed N | truncate N | duplicate N | reorder N | hole N |\n"

@@ -35,29 +35,35 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "mdshm/layout.hpp"
 
 namespace mdshm::seqlock {
 
-// Copy a trivially copyable T word by word through relaxed atomics.
+// Copy a trivially copyable T word by word through relaxed atomics. The shared copy is only ever
+// touched as 64-bit words; the caller's private T goes through memcpy, because writing its
+// doubles through a uint64_t* breaks strict aliasing: GCC at -O3 then sees the caller's bar as
+// never written (-Wmaybe-uninitialized in consumers' code, and code it may reorder).
 template <class T>
 inline void store_words(T& dst, const T& src) {
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) % 8 == 0 && alignof(T) >= 8);
+  std::uint64_t words[sizeof(T) / 8];
+  std::memcpy(words, &src, sizeof(T));
   auto* d = reinterpret_cast<std::uint64_t*>(&dst);
-  const auto* s = reinterpret_cast<const std::uint64_t*>(&src);
   for (std::size_t i = 0; i < sizeof(T) / 8; ++i)
-    std::atomic_ref<std::uint64_t>(d[i]).store(s[i], std::memory_order_relaxed);
+    std::atomic_ref<std::uint64_t>(d[i]).store(words[i], std::memory_order_relaxed);
 }
 
 template <class T>
 inline void load_words(T& dst, const T& src) {
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) % 8 == 0 && alignof(T) >= 8);
-  auto* d = reinterpret_cast<std::uint64_t*>(&dst);
+  std::uint64_t words[sizeof(T) / 8];
   auto* s = reinterpret_cast<std::uint64_t*>(const_cast<T*>(&src));  // loads only; see load_field
   for (std::size_t i = 0; i < sizeof(T) / 8; ++i)
-    d[i] = std::atomic_ref<std::uint64_t>(s[i]).load(std::memory_order_relaxed);
+    words[i] = std::atomic_ref<std::uint64_t>(s[i]).load(std::memory_order_relaxed);
+  std::memcpy(&dst, words, sizeof(T));
 }
 
 inline std::atomic_ref<std::uint64_t> seq_ref(const std::uint64_t& seq) {
