@@ -283,6 +283,7 @@ void BinanceFeed::Impl::tick() {
 }
 
 void BinanceFeed::Impl::flush_counters() {
+  for (auto& fs : series) fs.sink->flush_stats();
   for (std::size_t s = 0; s < syms.size(); ++s) {
     if (syms[s].frames) for_series_of(s, Stat::frames, syms[s].frames);
     syms[s].frames = 0;
