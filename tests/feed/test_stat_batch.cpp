@@ -29,10 +29,19 @@ Trade trade(std::int64_t id, std::int64_t t_ms, std::int64_t latency_ns) {
   return t;
 }
 
-struct TempDir {
+// Segments of a scratch instance in a temp dir (not /dev/shm), removed afterwards.
+struct Scratch {
   fs::path path = fs::temp_directory_path() / ("mdshm_statbatch_" + std::to_string(getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
+  publish::SegmentOptions so;
+  Scratch() {
+    fs::create_directories(path);
+    so.shm_dir = path.string();
+    so.instance = "statbatch-" + std::to_string(getpid());
+  }
+  ~Scratch() { fs::remove_all(path); }
+  publish::SegmentWriter open(const char* id, std::uint32_t interval_s, std::uint64_t capacity) const {
+    return publish::SegmentWriter::open(so, {id, "ETHUSDT", interval_s, capacity});
+  }
 };
 
 std::uint64_t hist_total(const publish::SegmentWriter& w) {
@@ -43,12 +52,9 @@ std::uint64_t hist_total(const publish::SegmentWriter& w) {
 }  // namespace
 
 TEST_CASE("batched statistics: nothing in the header per trade, exact after one flush") {
-  TempDir dir;
-  publish::SegmentOptions so;
-  so.shm_dir = dir.path.string();
-  so.instance = "statbatch-" + std::to_string(getpid());
-  auto w1s = publish::SegmentWriter::open(so, {"eth_ticks", "ETHUSDT", 1, 256});
-  auto w1m = publish::SegmentWriter::open(so, {"eth_1m", "ETHUSDT", 60, 16});
+  Scratch scratch;
+  auto w1s = scratch.open("eth_ticks", 1, 256);
+  auto w1m = scratch.open("eth_1m", 60, 16);
   feed::StoreSink s1s(w1s, nullptr), s1m(w1m, nullptr);
   aggregate::AggregatorOptions ao;
   ao.wall_now_ns = &fixed_clock;
@@ -96,12 +102,9 @@ TEST_CASE("batched statistics: nothing in the header per trade, exact after one 
 }
 
 TEST_CASE("StatBatch flush equals the same counts made directly on the header") {
-  TempDir dir;
-  publish::SegmentOptions so;
-  so.shm_dir = dir.path.string();
-  so.instance = "statbatch-direct-" + std::to_string(getpid());
-  auto direct = publish::SegmentWriter::open(so, {"a", "ETHUSDT", 60, 16});
-  auto batched = publish::SegmentWriter::open(so, {"b", "ETHUSDT", 60, 16});
+  Scratch scratch;
+  auto direct = scratch.open("a", 60, 16);
+  auto batched = scratch.open("b", 60, 16);
   publish::StatBatch b;
   const std::uint64_t samples[] = {0, 1, 2, 3, 1023, 1024, 65'000, 1ull << 40, ~0ull >> 1};
   for (auto ns : samples) {
