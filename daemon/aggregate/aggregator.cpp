@@ -293,6 +293,10 @@ TradeOutcome SymbolAggregator::apply(const Trade& t, bool check_duplicate) {
   return TradeOutcome::applied;
 }
 
+void SymbolAggregator::flush_stats() {
+  for (auto& iv : intervals_) iv.sink().flush_stats();
+}
+
 bool SymbolAggregator::advance_to(std::int64_t exchange_now_ms) {
   const std::int64_t now_ns = opt_.wall_now_ns();
   if (!plausible_time(exchange_now_ms, now_ns)) return false;

@@ -105,6 +105,8 @@ class SymbolAggregator {
   // Closed exchange kline for this symbol; routed to every interval of its length. Returns how many
   // bars were compared.
   std::size_t on_exchange_kline(const Kline& k);
+  // Applies the statistics the sinks batched (BarSink::flush_stats); call once per tick.
+  void flush_stats();
 
   const std::string& symbol() const { return symbol_; }
   std::int64_t last_trade_id() const { return last_id_; }

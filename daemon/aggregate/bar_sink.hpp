@@ -22,6 +22,9 @@ class BarSink {
   virtual std::optional<Bar> bar_at(std::uint64_t bar_index) const = 0;
   virtual void add_stat(Stat s, std::uint64_t n) = 0;
   virtual void record_latency(std::uint64_t ns) = 0;
+  // A sink may batch add_stat/record_latency (feed::StoreSink does) until this call; whoever drives
+  // the aggregator calls it once per batch of trades (per tick), from the publishing thread.
+  virtual void flush_stats() {}
 };
 
 }  // namespace mdshm::aggregate

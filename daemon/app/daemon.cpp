@@ -237,7 +237,10 @@ int run_synthetic(const config::Config& cfg, std::vector<aggregate::SymbolAggreg
     rt.maybe_reload({});
     if (now - last_advance >= kAdvanceEveryNs) {
       const std::int64_t wall_ms = aggregate::system_wall_ns() / 1'000'000;
-      for (auto& a : aggs) a.advance_to(wall_ms);
+      for (auto& a : aggs) {
+        a.advance_to(wall_ms);
+        a.flush_stats();  // the sinks batch per-trade statistics (feed::StoreSink)
+      }
       pub.wake_readers();
       last_advance = now;
     }
@@ -247,6 +250,7 @@ int run_synthetic(const config::Config& cfg, std::vector<aggregate::SymbolAggreg
       last_status = now;
     }
   }
+  for (auto& a : aggs) a.flush_stats();
   spdlog::info("stopping: {} trades aggregated", router.trades);
   rt.notifier.stopping("stopping: flushing the history store");
   return kExitOk;

@@ -157,10 +157,10 @@ void BinanceFeed::Impl::on_kline_event(std::size_t sym, const Kline& k) {
   apply_kline(sym, k);
 }
 
-void BinanceFeed::Impl::handle_frame(std::string_view text, std::int64_t recv_ns) {
+void BinanceFeed::Impl::handle_frame(std::string_view text, std::int64_t recv_ns, parse::Padding padding) {
   recorder.write(recv_ns, text);
   ++frames_since_tick;
-  const auto r = parser.parse(text, ev, recv_ns);
+  const auto r = parser.parse(text, ev, recv_ns, padding);
   if (!r.ok()) {
     ++unattributed_frames;
     if (r.status == parse::Status::ignored) return;
@@ -283,6 +283,7 @@ void BinanceFeed::Impl::tick() {
 }
 
 void BinanceFeed::Impl::flush_counters() {
+  for (auto& fs : series) fs.sink->flush_stats();
   for (std::size_t s = 0; s < syms.size(); ++s) {
     if (syms[s].frames) for_series_of(s, Stat::frames, syms[s].frames);
     syms[s].frames = 0;
@@ -357,7 +358,8 @@ std::string BinanceFeed::Impl::start() {
       ioc, wo,
       [this](const net::WsFrame& f) {
         frame_conn = f.conn_id;
-        handle_frame(f.text, f.recv_wall_ns);
+        const bool padded = f.zero_padding >= parse::FrameParser::kPadding;
+        handle_frame(f.text, f.recv_wall_ns, padded ? parse::Padding::zeroed : parse::Padding::none);
         // One frame is one batch: wake the readers of the series it touched (a load for the rest).
         for (auto& fs : series)
           if (fs.sink) fs.sink->writer().wake_readers();
@@ -388,7 +390,9 @@ std::string BinanceFeed::start() { return impl_->start(); }
 void BinanceFeed::tick() { impl_->tick(); }
 void BinanceFeed::stop() { impl_->stop(); }
 void BinanceFeed::set_rest_weight_budget(int budget) { impl_->rest->set_weight_budget(budget); }
-void BinanceFeed::handle_frame(std::string_view text, std::int64_t recv_wall_ns) { impl_->handle_frame(text, recv_wall_ns); }
+void BinanceFeed::handle_frame(std::string_view text, std::int64_t recv_wall_ns, parse::Padding padding) {
+  impl_->handle_frame(text, recv_wall_ns, padding);
+}
 void BinanceFeed::set_exchange_time(std::int64_t local_ns, std::int64_t ms) { impl_->clock.add_sample(local_ns, ms); }
 bool BinanceFeed::repairing(std::size_t symbol) const { return impl_->syms.at(symbol).gap->repairing(); }
 

@@ -34,6 +34,7 @@
 
 #include "aggregate/aggregator.hpp"
 #include "feed/store_sink.hpp"
+#include "parse/frame_parser.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -95,7 +96,8 @@ class BinanceFeed {
   void set_rest_weight_budget(int budget);
 
   // One WebSocket message as received (public for the ingest benchmark and tests).
-  void handle_frame(std::string_view text, std::int64_t recv_wall_ns);
+  // padding: Padding::zeroed when FrameParser::kPadding zero bytes follow `text` (parsed in place).
+  void handle_frame(std::string_view text, std::int64_t recv_wall_ns, parse::Padding padding = parse::Padding::none);
   // Pretend the exchange clock is `ms` (benchmarks without REST).
   void set_exchange_time(std::int64_t local_ns, std::int64_t ms);
   bool repairing(std::size_t symbol) const;

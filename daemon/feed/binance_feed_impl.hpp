@@ -174,7 +174,7 @@ struct BinanceFeed::Impl {
   void apply_live(std::size_t sym, Held h);
   void on_trade_event(std::size_t sym, const Trade& t);
   void on_kline_event(std::size_t sym, const Kline& k);
-  void handle_frame(std::string_view text, std::int64_t recv_ns);
+  void handle_frame(std::string_view text, std::int64_t recv_ns, parse::Padding padding = parse::Padding::none);
   void on_ws_event(const net::WsEvent& e);
 
   // ---- periodic ---------------------------------------------------------------------------------

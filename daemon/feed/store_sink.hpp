@@ -1,6 +1,10 @@
 // A BarSink that also persists closed bars: forwards everything to the segment and appends every
 // closed bar it publishes or amends to the series' HistoryStore (the last record of an open time
 // wins on load, so a reconciled rewrite simply supersedes). In-progress bars never reach the disk.
+// Statistics are batched: add_stat/record_latency count in the sink's own StatBatch (no shared
+// cache line per trade) and reach the segment header at flush_stats(), which the Binance feed
+// calls once per tick (with the frame counters) and on stop, the synthetic loop with its
+// advance_to(). Publishing thread only.
 #pragma once
 
 #include <functional>
@@ -32,8 +36,9 @@ class StoreSink final : public aggregate::BarSink {
   std::uint64_t head() const override { return w_.head(); }
   std::optional<Bar> newest() const override { return w_.newest(); }
   std::optional<Bar> bar_at(std::uint64_t bar_index) const override { return w_.bar_at(bar_index); }
-  void add_stat(Stat s, std::uint64_t n) override { w_.add_stat(s, n); }
-  void record_latency(std::uint64_t ns) override { w_.record_latency(ns); }
+  void add_stat(Stat s, std::uint64_t n) override { batch_.add_stat(s, n); }
+  void record_latency(std::uint64_t ns) override { batch_.record_latency(ns); }
+  void flush_stats() override { w_.flush(batch_); }
 
   publish::SegmentWriter& writer() { return w_; }
   store::HistoryStore* store() { return store_; }
@@ -54,6 +59,7 @@ class StoreSink final : public aggregate::BarSink {
   publish::SegmentWriter& w_;
   store::HistoryStore* store_;
   ErrorFn on_error_;
+  publish::StatBatch batch_;
   std::uint64_t errors_ = 0;
 };
 

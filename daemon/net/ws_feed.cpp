@@ -2,6 +2,8 @@
 // take long to compile, and the rest of the daemon includes only ws_feed.hpp.
 #include "net/ws_feed.hpp"
 
+#include <cstring>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
@@ -189,13 +191,16 @@ struct WsFeed::Impl : std::enable_shared_from_this<Impl> {
     }
     const std::int64_t recv_ns = realtime_ns();
     c->last_frame = now();
+    // Room for the padding after the frame, zeroed (prepare() may move the data: cdata() after it).
+    const auto tail = c->buffer.prepare(kWsFramePadding);
+    std::memset(tail.data(), 0, tail.size());
     const auto data = c->buffer.cdata();
     ++stats.frames;
     stats.bytes += data.size();
     if (c->ws.got_text()) {
       if (on_frame && running)
         on_frame(WsFrame{std::string_view(static_cast<const char*>(data.data()), data.size()),
-                         recv_ns, c->id});
+                         recv_ns, c->id, kWsFramePadding});
     } else {
       ++stats.non_text_frames;
     }

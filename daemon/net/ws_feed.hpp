@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -29,10 +30,16 @@ struct WsFeedOptions {
   ConnectRateOptions connect_rate;
 };
 
+// Zero bytes the read buffer holds after every frame's text, so a parser that needs padding past
+// the end (simdjson) can read the frame in place.
+inline constexpr std::size_t kWsFramePadding = 64;
+
 struct WsFrame {
   std::string_view text;     // valid only during the callback (points into the read buffer)
   std::int64_t recv_wall_ns;  // CLOCK_REALTIME when the read completed
   std::uint64_t conn_id;      // which connection; during a rotation two deliver the same trades
+  // Readable zero bytes after text (kWsFramePadding from WsFeed; 0 = promise nothing).
+  std::size_t zero_padding = 0;
 };
 
 struct WsEvent {

@@ -86,8 +86,21 @@ std::int64_t FrameParser::api_error_code() const { return state_->api_code; }
 // Stage 1 (the SIMD part) runs in the shared library, dispatched at run time to the best kernel.
 std::string_view FrameParser::simd_kernel() { return simdjson::get_active_implementation()->name(); }
 
-ParseResult FrameParser::State::start(std::string_view text, std::size_t limit, od::document& doc) {
+static_assert(FrameParser::kPadding >= simdjson::SIMDJSON_PADDING);
+
+ParseResult FrameParser::State::start(std::string_view text, std::size_t limit, od::document& doc, Padding padding) {
   if (text.size() > limit) return {Status::too_large, "input longer than the limit"};
+  // A frame whose fields precede `e` is read twice, unescaping its strings twice into the
+  // parser's string buffer (5/3 of the capacity): capacity >= 2x the input keeps that in bounds.
+  if (parser.capacity() < 2 * text.size()) {
+    if (auto e = parser.allocate(2 * text.size())) return {Status::too_large, simdjson::error_message(e)};
+  }
+  if (padding == Padding::zeroed) {
+    // The caller's buffer already ends in kPadding zero bytes: read the frame where it is.
+    if (auto e = parser.iterate(simdjson::padded_string_view(text.data(), text.size(), text.size() + kPadding)).get(doc))
+      return from_error(e, "document");
+    return {};
+  }
   const std::size_t need = text.size() + simdjson::SIMDJSON_PADDING;
   if (need > buf_capacity) {
     const std::size_t cap = std::max(need, std::size_t{16} << 10);
@@ -96,11 +109,6 @@ ParseResult FrameParser::State::start(std::string_view text, std::size_t limit, 
   }
   std::memcpy(buf.get(), text.data(), text.size());
   std::memset(buf.get() + text.size(), 0, simdjson::SIMDJSON_PADDING);  // raw_key() stops at a NUL
-  // A frame whose fields precede `e` is read twice, unescaping its strings twice into the
-  // parser's string buffer (5/3 of the capacity): capacity >= 2x the input keeps that in bounds.
-  if (parser.capacity() < 2 * text.size()) {
-    if (auto e = parser.allocate(2 * text.size())) return {Status::too_large, simdjson::error_message(e)};
-  }
   if (auto e = parser.iterate(simdjson::padded_string_view(buf.get(), text.size(), buf_capacity)).get(doc))
     return from_error(e, "document");
   return {};
@@ -114,17 +122,17 @@ ParseResult FrameParser::State::record_api_error(std::int64_t code, std::string_
 }
 
 
-ParseResult FrameParser::parse(std::string_view frame, Event& out, std::int64_t recv_wall_ns) {
+ParseResult FrameParser::parse(std::string_view frame, Event& out, std::int64_t recv_wall_ns, Padding padding) {
   out = Event{};
   out.trade.recv_wall_ns = recv_wall_ns;
-  const ParseResult r = parse_into(frame, out);
+  const ParseResult r = parse_into(frame, out, padding);
   if (!r.ok()) out.kind = EventKind::none;  // a half-filled event must not look usable
   return r;
 }
 
-ParseResult FrameParser::parse_into(std::string_view frame, Event& out) {
+ParseResult FrameParser::parse_into(std::string_view frame, Event& out, Padding padding) {
   od::document doc;
-  MDSHM_PARSE_TRY(state_->start(frame, kMaxFrameBytes, doc));
+  MDSHM_PARSE_TRY(state_->start(frame, kMaxFrameBytes, doc, padding));
   od::object top;
   if (auto e = doc.get_object().get(top)) {
     // An array is JSON of the wrong shape; a bare scalar or garbage is not a frame at all.

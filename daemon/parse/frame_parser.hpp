@@ -69,8 +69,15 @@ struct Event {
   Kline kline;                   // kline (bar.flags 0, update_wall_ns 0)
 };
 
+// Whether the bytes after a frame may be read by simdjson: `zeroed` promises that at least
+// FrameParser::kPadding bytes after the text are readable and zero (a receive buffer that has
+// room for them), so the parser reads the frame in place instead of copying it into its own
+// padded buffer first.
+enum class Padding : std::uint8_t { none, zeroed };
+
 class FrameParser {
  public:
+  static constexpr std::size_t kPadding = 64;  // simdjson::SIMDJSON_PADDING (checked in the .cpp)
   static constexpr std::size_t kMaxFrameBytes = std::size_t{1} << 20;  // one WebSocket message
   static constexpr std::size_t kMaxRestBytes = std::size_t{32} << 20;  // one REST response body
 
@@ -81,7 +88,8 @@ class FrameParser {
 
   // One WebSocket message: a combined-stream frame {"stream":..,"data":{..}} or a raw payload.
   // `recv_wall_ns` is copied into trade.recv_wall_ns. `out` is overwritten even on failure.
-  ParseResult parse(std::string_view frame, Event& out, std::int64_t recv_wall_ns = 0);
+  ParseResult parse(std::string_view frame, Event& out, std::int64_t recv_wall_ns = 0,
+                    Padding padding = Padding::none);
 
   // GET /api/v3/klines: appends to `out` (cleared first). Rows are checked against `interval_s`
   // and must ascend. A row is marked closed when its close time is before `server_now_ms`
@@ -102,7 +110,7 @@ class FrameParser {
   struct State;  // the simdjson parser and buffers (json_read.hpp)
 
  private:
-  ParseResult parse_into(std::string_view frame, Event& out);
+  ParseResult parse_into(std::string_view frame, Event& out, Padding padding);
 
   // Behind a pointer: simdjson::ondemand names a different kernel namespace depending on the
   // compiler flags of the including file, so its types must not appear in this header.

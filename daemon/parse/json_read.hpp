@@ -179,7 +179,8 @@ struct FrameParser::State {
   char api_msg[128] = {};
 
   // Copies `text` into the padded buffer and starts simdjson on it.
-  ParseResult start(std::string_view text, std::size_t limit, simdjson::ondemand::document& doc);
+  ParseResult start(std::string_view text, std::size_t limit, simdjson::ondemand::document& doc,
+                    Padding padding = Padding::none);
   ParseResult record_api_error(std::int64_t code, std::string_view msg);
   // An object where an array (or another shape) was expected: Binance's {"code":..,"msg":..}.
   ParseResult parse_api_error_object(simdjson::ondemand::object obj);

@@ -383,14 +383,37 @@ void SegmentWriter::add_stat(Stat s, std::uint64_t n) {
 void SegmentWriter::set_stat(Stat s, std::uint64_t v) { store_rlx(hdr_->stats[static_cast<std::size_t>(s)], v); }
 std::uint64_t SegmentWriter::stat(Stat s) const { return load_field(hdr_->stats[static_cast<std::size_t>(s)]); }
 
+std::size_t latency_bucket(std::uint64_t ns) {
+  return std::min<std::size_t>(kLatencyBuckets - 1, 63 - std::countl_zero(ns | 1));
+}
+
+namespace {
+void raise_max(std::uint64_t& field, std::uint64_t v) {
+  std::atomic_ref<std::uint64_t> mx(field);
+  std::uint64_t cur = mx.load(std::memory_order_relaxed);
+  while (v > cur && !mx.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {}
+}
+}  // namespace
+
 void SegmentWriter::record_latency(std::uint64_t ns) {
-  const std::size_t bucket = std::min<std::size_t>(kLatencyBuckets - 1, 63 - std::countl_zero(ns | 1));
-  std::atomic_ref<std::uint64_t>(hdr_->latency_hist[bucket]).fetch_add(1, std::memory_order_relaxed);
+  std::atomic_ref<std::uint64_t>(hdr_->latency_hist[latency_bucket(ns)]).fetch_add(1, std::memory_order_relaxed);
   add_stat(Stat::latency_count);
   add_stat(Stat::latency_sum_ns, ns);
-  std::atomic_ref<std::uint64_t> mx(hdr_->stats[static_cast<std::size_t>(Stat::latency_max_ns)]);
-  std::uint64_t cur = mx.load(std::memory_order_relaxed);
-  while (ns > cur && !mx.compare_exchange_weak(cur, ns, std::memory_order_relaxed)) {}
+  raise_max(hdr_->stats[static_cast<std::size_t>(Stat::latency_max_ns)], ns);
+}
+
+void SegmentWriter::flush(StatBatch& b) {
+  if (b.empty()) return;
+  for (std::uint32_t bits = b.touched; bits; bits &= bits - 1) {
+    const auto i = static_cast<std::size_t>(std::countr_zero(bits));
+    add_stat(static_cast<Stat>(i), b.add[i]);
+  }
+  if (b.latency) {
+    for (std::size_t i = 0; i < kLatencyBuckets; ++i)
+      if (b.hist[i]) std::atomic_ref<std::uint64_t>(hdr_->latency_hist[i]).fetch_add(b.hist[i], std::memory_order_relaxed);
+    raise_max(hdr_->stats[static_cast<std::size_t>(Stat::latency_max_ns)], b.latency_max_ns);
+  }
+  b = StatBatch{};
 }
 
 std::uint64_t SegmentWriter::generation() const { return load_field(hdr_->generation); }

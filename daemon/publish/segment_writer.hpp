@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -49,6 +50,35 @@ struct AttachInfo {
 
 std::string segment_path(const SegmentOptions& opt, std::string_view series_id);
 
+// Which latency_hist bucket a sample falls in: floor(log2(ns)), the last bucket open-ended.
+std::size_t latency_bucket(std::uint64_t ns);
+
+// Counters of one thread, applied to a segment header by SegmentWriter::flush() in one call. The
+// hot path adds here (plain memory of its own) instead of doing ~5 atomic read-modify-writes on
+// the shared header per trade and series; readers see the sums at the next flush.
+struct StatBatch {
+  std::array<std::uint64_t, kStatSlots> add{};
+  std::array<std::uint64_t, kLatencyBuckets> hist{};
+  std::uint64_t latency_max_ns = 0;
+  std::uint32_t touched = 0;  // bit per Stat slot with a non-zero add
+  bool latency = false;       // some hist bucket is non-zero
+
+  void add_stat(Stat s, std::uint64_t n = 1) {
+    const auto i = static_cast<std::size_t>(s);
+    add[i] += n;
+    touched |= std::uint32_t{1} << i;
+  }
+  void record_latency(std::uint64_t ns) {
+    ++hist[latency_bucket(ns)];
+    add_stat(Stat::latency_count);
+    add_stat(Stat::latency_sum_ns, ns);
+    if (ns > latency_max_ns) latency_max_ns = ns;
+    latency = true;
+  }
+  bool empty() const { return touched == 0 && !latency; }
+};
+static_assert(kStatSlots <= 32, "StatBatch::touched has one bit per slot");
+
 class SegmentWriter {
  public:
   // Create, re-attach (compatible segment: bars kept, generation bumped) or replace (incompatible:
@@ -86,6 +116,9 @@ class SegmentWriter {
   void set_stat(Stat s, std::uint64_t v);              // any thread
   std::uint64_t stat(Stat s) const;
   void record_latency(std::uint64_t ns);               // event -> publish, any thread
+  // Applies `batch` to the header (one atomic add per touched counter and bucket, the max kept)
+  // and empties it. Any thread; the batch belongs to the caller.
+  void flush(StatBatch& batch);
 
   const SeriesSpec& spec() const { return spec_; }
   const std::string& path() const { return path_; }

@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstring>
 #include <map>
+#include <memory>
 
 #include "parse/frame_parser.hpp"
 #include "parse_test_util.hpp"
@@ -315,4 +318,41 @@ TEST_CASE("keys that are not plain strings", "[frames]") {
   }
   // An escaped key is not unescaped: the field counts as missing rather than being misread.
   CHECK(parse_one(with(kAggTrade, R"("p":)", R"("\u0070":)"), ev).status == Status::missing_field);
+}
+
+TEST_CASE("a frame followed by zero padding is parsed in place exactly as a copied one", "[frames]") {
+  // What WsFeed hands over: the frame in its read buffer with FrameParser::kPadding zero bytes
+  // after it. Each buffer is allocated at exactly that size, so a read past the padding would leave
+  // the allocation. Every real frame and every truncation of it must give the same result both ways.
+  FrameParser copied, in_place;
+  Event a, b;
+  long compared = 0, ok = 0;
+  for (const auto& frame : all_real_frames()) {
+    for (std::size_t cut = 0; cut <= std::min<std::size_t>(64, frame.size()); ++cut) {  // whole, then 64 cuts
+      const std::size_t n = frame.size() - cut;
+      const auto text = std::string_view(frame).substr(0, n);
+      auto buf = std::make_unique<char[]>(n + FrameParser::kPadding);  // value-initialised: zeroes
+      std::memcpy(buf.get(), text.data(), n);
+      const auto ra = copied.parse(text, a, 7);
+      const auto rb = in_place.parse(std::string_view(buf.get(), n), b, 7, Padding::zeroed);
+      INFO(text);
+      REQUIRE(ra.status == rb.status);
+      REQUIRE(a.kind == b.kind);
+      CHECK(a.symbol.view() == b.symbol.view());
+      CHECK(a.event_time_ms == b.event_time_ms);
+      CHECK(a.trade.id == b.trade.id);
+      CHECK(a.trade.price == b.trade.price);
+      CHECK(a.trade.qty == b.trade.qty);
+      CHECK(a.trade.time_ms == b.trade.time_ms);
+      CHECK(a.trade.recv_wall_ns == b.trade.recv_wall_ns);
+      CHECK(a.kline.bar.open_time_ms == b.kline.bar.open_time_ms);
+      CHECK(a.kline.bar.close == b.kline.bar.close);
+      CHECK(a.kline.bar.volume == b.kline.bar.volume);
+      CHECK(a.kline.closed == b.kline.closed);
+      ++compared;
+      ok += ra.ok();
+    }
+  }
+  CHECK(compared > 1000);
+  CHECK(ok >= 14);  // every usable frame, whole
 }
