@@ -49,21 +49,24 @@ namespace mdshm::seqlock {
 template <class T>
 inline void store_words(T& dst, const T& src) {
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) % 8 == 0 && alignof(T) >= 8);
-  std::uint64_t words[sizeof(T) / 8];
-  std::memcpy(words, &src, sizeof(T));
   auto* d = reinterpret_cast<std::uint64_t*>(&dst);
-  for (std::size_t i = 0; i < sizeof(T) / 8; ++i)
-    std::atomic_ref<std::uint64_t>(d[i]).store(words[i], std::memory_order_relaxed);
+  const auto* s = reinterpret_cast<const unsigned char*>(&src);
+  for (std::size_t i = 0; i < sizeof(T) / 8; ++i) {
+    std::uint64_t w;
+    std::memcpy(&w, s + 8 * i, 8);  // one 8-byte move: no intermediate buffer, no aliasing
+    std::atomic_ref<std::uint64_t>(d[i]).store(w, std::memory_order_relaxed);
+  }
 }
 
 template <class T>
 inline void load_words(T& dst, const T& src) {
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) % 8 == 0 && alignof(T) >= 8);
-  std::uint64_t words[sizeof(T) / 8];
+  auto* d = reinterpret_cast<unsigned char*>(&dst);
   auto* s = reinterpret_cast<std::uint64_t*>(const_cast<T*>(&src));  // loads only; see load_field
-  for (std::size_t i = 0; i < sizeof(T) / 8; ++i)
-    words[i] = std::atomic_ref<std::uint64_t>(s[i]).load(std::memory_order_relaxed);
-  std::memcpy(&dst, words, sizeof(T));
+  for (std::size_t i = 0; i < sizeof(T) / 8; ++i) {
+    const std::uint64_t w = std::atomic_ref<std::uint64_t>(s[i]).load(std::memory_order_relaxed);
+    std::memcpy(d + 8 * i, &w, 8);
+  }
 }
 
 inline std::atomic_ref<std::uint64_t> seq_ref(const std::uint64_t& seq) {
