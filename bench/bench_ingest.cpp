@@ -17,6 +17,7 @@
 #include "bench_report.hpp"
 #include "feed/binance_feed.hpp"
 #include "feed/store_sink.hpp"
+#include "mdshm/paths.hpp"
 #include "publish/segment_writer.hpp"
 
 namespace {
@@ -110,8 +111,7 @@ int main(int argc, char** argv) {
   std::printf("%-34s %14s\n", "target >= 1,000,000 frames/s",
               static_cast<double>(total) / secs >= 1e6 ? "met" : "NOT met");
 
-  std::error_code ec;
-  for (const auto& id : {"eth_ticks", "eth_1m"})
-    std::filesystem::remove(mdshm::publish::segment_path(so, id), ec);
+  std::error_code ec;  // the whole instance directory: segments, lock, consumers directory
+  std::filesystem::remove_all(mdshm::paths::instance_dir(so.shm_dir, so.instance), ec);
   return trades == total && latencies == total ? 0 : 1;
 }

@@ -32,7 +32,7 @@ struct Scratch {
     std::error_code ec;
     fs::remove_all(dir, ec);
     for (const auto& e : fs::directory_iterator("/dev/shm", ec))
-      if (e.path().filename().string().find(instance) != std::string::npos) fs::remove(e.path(), ec);
+      if (e.path().filename().string().find(instance) != std::string::npos) fs::remove_all(e.path(), ec);  // the instance directory
   }
   std::string write(const std::string& name, const std::string& body) const {
     const auto p = (dir / name).string();

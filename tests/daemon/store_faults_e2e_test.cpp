@@ -69,7 +69,7 @@ struct Setup {
     if (mounted) ::umount2(store.c_str(), MNT_DETACH);
     std::error_code ec;
     for (const auto& e : fs::directory_iterator("/dev/shm", ec))
-      if (e.path().filename().string().find(instance) != std::string::npos) fs::remove(e.path(), ec);
+      if (e.path().filename().string().find(instance) != std::string::npos) fs::remove_all(e.path(), ec);  // the instance directory
     fs::remove_all(dir, ec);
   }
   bool remount(const char* opts) { return ::mount("tmpfs", store.c_str(), "tmpfs", MS_REMOUNT, opts) == 0; }

@@ -198,7 +198,7 @@ struct Daemon {
     }
     std::error_code ec;
     for (const auto& e : fs::directory_iterator("/dev/shm", ec))
-      if (e.path().filename().string().find(instance) != std::string::npos) fs::remove(e.path(), ec);
+      if (e.path().filename().string().find(instance) != std::string::npos) fs::remove_all(e.path(), ec);  // the instance directory
     fs::remove_all(dir, ec);
   }
   std::string log() const {
