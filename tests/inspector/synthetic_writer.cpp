@@ -23,23 +23,14 @@
 
 #include "mdshm/detail/proc.hpp"
 #include "publish/publisher.hpp"
+#include "series_spec_arg.hpp"
 
 namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
 
-mdshm::publish::SeriesSpec parse_spec(const std::string& s) {
-  mdshm::publish::SeriesSpec spec;
-  const auto a = s.find(':'), b = s.find(':', a + 1), c = s.find(':', b + 1);
-  if (a == std::string::npos || b == std::string::npos || c == std::string::npos)
-    throw std::runtime_error("--series wants id:SYMBOL:interval_s:capacity, got " + s);
-  spec.id = s.substr(0, a);
-  spec.symbol = s.substr(a + 1, b - a - 1);
-  spec.interval_s = static_cast<std::uint32_t>(std::stoul(s.substr(b + 1, c - b - 1)));
-  spec.capacity = std::stoull(s.substr(c + 1));
-  return spec;
-}
+using mdshm::test::parse_spec;
 
 double base_price(const std::string& symbol) { return symbol.rfind("BTC", 0) == 0 ? 24000.0 : 1900.0; }
 

@@ -31,6 +31,7 @@
 
 #include "mdshm/detail/proc.hpp"
 #include "publish/publisher.hpp"
+#include "../inspector/series_spec_arg.hpp"
 
 namespace {
 
@@ -39,17 +40,7 @@ void on_signal(int) { g_stop = 1; }
 
 constexpr std::int64_t kFastEpochMs = 1'600'000'000'000;  // 2020-09-13, a multiple of a day
 
-mdshm::publish::SeriesSpec parse_spec(const std::string& s) {
-  mdshm::publish::SeriesSpec spec;
-  const auto a = s.find(':'), b = s.find(':', a + 1), c = s.find(':', b + 1);
-  if (a == std::string::npos || b == std::string::npos || c == std::string::npos)
-    throw std::runtime_error("--series wants id:SYMBOL:interval_s:capacity, got " + s);
-  spec.id = s.substr(0, a);
-  spec.symbol = s.substr(a + 1, b - a - 1);
-  spec.interval_s = static_cast<std::uint32_t>(std::stoul(s.substr(b + 1, c - b - 1)));
-  spec.capacity = std::stoull(s.substr(c + 1));
-  return spec;
-}
+using mdshm::test::parse_spec;
 
 mdshm::Bar make_bar(std::uint64_t k, std::uint64_t g, std::int64_t open_ms, std::uint32_t flags) {
   mdshm::Bar b{};
